@@ -1,0 +1,209 @@
+"""One-file checkpoints of tensors and plain values, written atomically and loaded without pickle."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import ModelConfig, TrainConfig
+from .data import CharTokenizer
+from .errors import CheckpointError
+from .history import History
+from .model import CharTransformer
+
+FORMAT = "charformer-checkpoint"
+VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """What load_checkpoint returns: a ready model plus everything saved beside it."""
+
+    model: CharTransformer
+    tokenizer: CharTokenizer
+    model_config: ModelConfig
+    train_config: TrainConfig | None
+    history: History | None
+    iteration: int
+    optimizer_state: dict[str, Any] | None
+    training_state: dict[str, Any] | None
+    path: Path
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The original module behind a torch.compile wrapper (its weights have the plain names)."""
+    return getattr(model, "_orig_mod", model)
+
+
+def temp_path_for(path: Path) -> Path:
+    """The one temporary name a save writes first; a stale one is overwritten by the next save."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    tokenizer: CharTokenizer,
+    *,
+    train_config: TrainConfig | None = None,
+    history: History | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    training_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write model weights, configs, vocabulary and (optionally) training state to `path` atomically.
+
+    The file is written beside `path` under a temporary name, flushed to disk, then renamed over
+    `path`: a crash mid-write leaves the previous checkpoint intact.
+    """
+    path = Path(path)
+    module = unwrap_model(model)
+    if not isinstance(module, CharTransformer):
+        raise ValueError(f"model must be a CharTransformer, got {type(module).__name__}")
+    if not isinstance(tokenizer, CharTokenizer):
+        raise ValueError(f"tokenizer must be a CharTokenizer, got {type(tokenizer).__name__}")
+    if tokenizer.vocab_size != module.config.vocab_size:
+        raise ValueError(
+            f"tokenizer has {tokenizer.vocab_size} characters but the model's vocab_size is "
+            f"{module.config.vocab_size}"
+        )
+    iteration = 0
+    if training_state is not None:
+        iteration = int(training_state["iteration"])
+    elif history is not None:
+        iteration = history.iteration
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": module.config.to_dict(),
+        "model_state": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        "tokenizer": tokenizer.to_dict(),
+        "train_config": train_config.to_dict() if train_config is not None else None,
+        "history": history.to_dict() if history is not None else None,
+        "iteration": iteration,
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "training_state": training_state,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path_for(path)
+    try:
+        with open(temp, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except Exception as exc:
+        temp.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"could not write checkpoint {path} ({type(exc).__name__}: {exc}); "
+            "any previous checkpoint there is unchanged"
+        ) from exc
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The raw, validated payload of a checkpoint file; CheckpointError (naming it) if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"refused to load {path}: it is not a plain-tensor charformer checkpoint and would "
+            f"need pickle to build arbitrary objects ({str(exc).splitlines()[0]})"
+        ) from exc
+    except Exception as exc:  # torch.load raises many types on damaged bytes; all mean "unreadable"
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupted and cannot be read "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a charformer checkpoint")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {payload.get('version')!r}; "
+            f"this charformer reads version {VERSION}"
+        )
+    for key in ("model_config", "model_state", "tokenizer"):
+        if not isinstance(payload.get(key), dict):
+            raise CheckpointError(f"checkpoint {path} lacks its {key.replace('_', ' ')}")
+    return payload
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Human-readable 'field: saved X, here Y' lines for every field that differs."""
+    return [
+        f"{key}: checkpoint {saved.get(key)!r}, here {current.get(key)!r}"
+        for key in sorted(set(saved) | set(current))
+        if saved.get(key) != current.get(key)
+    ]
+
+
+def load_model_state(path: Path, model: nn.Module, payload: dict[str, Any]) -> None:
+    """Load the payload's weights into `model`, refusing (with what differs) if the shapes do not fit."""
+    module = unwrap_model(model)
+    differences = config_differences(payload["model_config"], module.config.to_dict())
+    if differences:
+        raise CheckpointError(
+            f"checkpoint {path} was saved from a different model configuration: "
+            + "; ".join(differences)
+        )
+    state = payload["model_state"]
+    expected = module.state_dict()
+    problems = [f"missing {k}" for k in expected if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in expected]
+    problems += [
+        f"{k}: checkpoint shape {tuple(state[k].shape)}, model shape {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape
+    ]
+    if problems:
+        raise CheckpointError(f"checkpoint {path} does not fit the model: " + "; ".join(problems))
+    module.load_state_dict(state)
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], device: torch.device | str | None = None
+) -> Checkpoint:
+    """Rebuild the model from a checkpoint (in eval mode, on `device` or the CPU)."""
+    path = Path(path)
+    payload = read_checkpoint(path)
+    try:
+        model_config = ModelConfig.from_dict(payload["model_config"])
+        tokenizer = CharTokenizer.from_dict(payload["tokenizer"])
+        train_config = (
+            TrainConfig.from_dict(payload["train_config"]) if payload.get("train_config") else None
+        )
+        history = History.from_dict(payload["history"]) if payload.get("history") else None
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {path} holds an invalid configuration: {exc}") from exc
+    if tokenizer.vocab_size != model_config.vocab_size:
+        raise CheckpointError(
+            f"checkpoint {path} is inconsistent: {tokenizer.vocab_size} characters in its "
+            f"vocabulary, vocab_size {model_config.vocab_size} in its model configuration"
+        )
+    model = CharTransformer(model_config)
+    load_model_state(path, model, payload)
+    if device is not None:
+        model.to(device)
+    model.eval()
+    return Checkpoint(
+        model=model,
+        tokenizer=tokenizer,
+        model_config=model_config,
+        train_config=train_config,
+        history=history,
+        iteration=int(payload.get("iteration") or 0),
+        optimizer_state=payload.get("optimizer"),
+        training_state=payload.get("training_state"),
+        path=path,
+    )

@@ -1,0 +1,268 @@
+"""The character-level transformer: causal multi-head attention blocks, and sampling from them."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+
+def sinusoidal_positions(block_size: int, n_embd: int) -> torch.Tensor:
+    """Fixed position codes from *Attention Is All You Need*: sin on even channels, cos on odd."""
+    position = torch.arange(block_size, dtype=torch.float32)[:, None]  # (T, 1)
+    frequency = torch.exp(
+        torch.arange(0, n_embd, 2, dtype=torch.float32) * (-math.log(10000.0) / n_embd)
+    )  # (ceil(C/2),)
+    table = torch.zeros(block_size, n_embd)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: n_embd // 2])
+    return table  # (T, C)
+
+
+class CausalSelfAttention(nn.Module):
+    """All heads at once: one projection makes every head's query, key and value."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.head_size = config.head_size
+        self.fused = config.attention == "fused"
+        self.dropout = config.dropout
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        mask = torch.tril(torch.ones(config.block_size, config.block_size, dtype=torch.bool))
+        self.register_buffer("causal_mask", mask, persistent=False)
+
+    def explicit_attention(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """softmax(Q K^T / sqrt(d)) V with the causal mask, as the notebook derives it."""
+        T = q.size(-2)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_size)  # (B, nh, T, T)
+        scores = scores.masked_fill(~self.causal_mask[:T, :T], float("-inf"))
+        weights = F.softmax(scores, dim=-1)  # (B, nh, T, T)
+        return self.attn_dropout(weights) @ v, weights  # (B, nh, T, hs)
+
+    def forward(
+        self, x: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
+        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        weights = None
+        if self.fused and not need_weights:
+            y = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+            )  # (B, nh, T, hs)
+        else:
+            y, weights = self.explicit_attention(q, k, v)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.resid_dropout(self.proj(y)), weights
+
+
+class FeedForward(nn.Module):
+    """Per-position MLP: widen 4x, GELU, project back."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.proj(F.gelu(self.fc(x))))  # (B, T, C)
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block: communicate (attention), then compute (MLP), each residual."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+        self.mlp = FeedForward(config)
+
+    def forward(
+        self, x: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attn(self.ln1(x), need_weights)
+        x = x + attended
+        x = x + self.mlp(self.ln2(x))
+        return x, weights  # (B, T, C)
+
+
+class CharTransformer(nn.Module):
+    """A GPT-style decoder over characters: embeddings, `n_layer` blocks, LayerNorm, linear head."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if not isinstance(config, ModelConfig):
+            raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
+        if config.positional == "learned":
+            self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
+        else:
+            table = sinusoidal_positions(config.block_size, config.n_embd)
+            self.register_buffer("pos_table", table, persistent=False)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.head = nn.Linear(config.n_embd, config.vocab_size)
+        self.apply(self._init_weights)
+        # Each block adds two residual branches; scaling their output projections keeps the
+        # residual stream's variance from growing with depth (GPT-2).
+        residual_std = 0.02 / math.sqrt(2 * config.n_layer)
+        for block in self.blocks:
+            nn.init.normal_(block.attn.proj.weight, mean=0.0, std=residual_std)
+            nn.init.normal_(block.mlp.proj.weight, mean=0.0, std=residual_std)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _check_idx(self, idx: torch.Tensor) -> None:
+        if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
+            raise ValueError("idx must be a 2-D tensor of token ids, shape (batch, time)")
+        if idx.dtype not in (torch.long, torch.int32):
+            raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}")
+        if idx.size(1) < 1:
+            raise ValueError("idx must hold at least one token per row")
+        if idx.size(1) > self.config.block_size:
+            raise ValueError(
+                f"sequence length {idx.size(1)} exceeds block_size {self.config.block_size}"
+            )
+
+    def _embed(self, idx: torch.Tensor) -> torch.Tensor:
+        T = idx.size(1)
+        if self.config.positional == "learned":
+            positions = self.pos_emb.weight[:T]  # (T, C)
+        else:
+            positions = self.pos_table[:T]  # (T, C)
+        return self.drop(self.tok_emb(idx) + positions)  # (B, T, C)
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, vocab) for every position; the mean cross-entropy when `targets` is given."""
+        self._check_idx(idx)
+        x = self._embed(idx)  # (B, T, C)
+        for block in self.blocks:
+            x, _ = block(x)
+        logits = self.head(self.ln_f(x))  # (B, T, V)
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss
+
+    @torch.no_grad()
+    def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
+        """Every layer's softmax attention weights, (n_layer, B, n_head, T, T), in eval mode."""
+        self._check_idx(idx)
+        was_training = self.training
+        self.eval()
+        try:
+            x = self._embed(idx)
+            maps = []
+            for block in self.blocks:
+                x, weights = block(x, need_weights=True)
+                maps.append(weights)
+        finally:
+            self.train(was_training)
+        return torch.stack(maps)  # (L, B, nh, T, T)
+
+    def _next_token_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self._embed(idx)  # (B, T, C)
+        for block in self.blocks:
+            x, _ = block(x)
+        return self.head(self.ln_f(x[:, -1, :]))  # (B, V): only the last position is needed
+
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Extend `idx` (B, T) by `max_new_tokens` sampled tokens; temperature 0 means greedy.
+
+        Runs in eval mode under inference mode (the previous mode is restored), writes into one
+        preallocated buffer, and computes only the last position's logits at each step.
+        """
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+            raise ValueError(f"max_new_tokens must be an int, got {max_new_tokens!r}")
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not math.isfinite(temperature)
+            or temperature < 0
+        ):
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
+        if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.size(1) < 1:
+            raise ValueError("idx must be a 2-D tensor (batch, time) with at least one token")
+        if idx.dtype not in (torch.long, torch.int32):
+            raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}")
+        vocab_size = self.config.vocab_size
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
+            raise ValueError(f"idx holds token ids outside the vocabulary (0..{vocab_size - 1})")
+        top_k = None if top_k is None else min(top_k, vocab_size)
+
+        block_size = self.config.block_size
+        B, T0 = idx.shape
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                out = torch.empty((B, T0 + max_new_tokens), dtype=torch.long, device=idx.device)
+                out[:, :T0] = idx
+                for t in range(T0, T0 + max_new_tokens):
+                    context = out[:, max(0, t - block_size) : t]  # (B, <= block_size)
+                    logits = self._next_token_logits(context)  # (B, V)
+                    out[:, t] = sample_next(logits, temperature, top_k, generator)
+        finally:
+            self.train(was_training)
+        return out.clone()  # a normal tensor, usable outside inference mode
+
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """One token id per row of `logits` (B, V): argmax at temperature 0, else a multinomial draw."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)  # (B,)
+    # Shift so the largest logit is 0 before dividing: a tiny temperature then gives -inf, never NaN.
+    logits = logits.float()
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature  # (B, V)
+    if top_k is not None and top_k < logits.size(-1):
+        kth_largest = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth_largest, float("-inf"))
+    probs = F.softmax(logits, dim=-1)  # (B, V)
+    # MPS's multinomial has returned out-of-range ids; a generator lives on one device.
+    sample_device = generator.device if generator is not None else probs.device
+    if sample_device.type == "mps":
+        sample_device = torch.device("cpu")
+    ids = torch.multinomial(probs.to(sample_device), 1, generator=generator)  # (B, 1)
+    return ids.squeeze(1).to(logits.device)  # (B,)

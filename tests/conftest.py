@@ -1,0 +1,143 @@
+"""Shared fixtures: the shipped text, its vocabulary and tensors, tiny models, a real HTTP server."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+import charformer as cf
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_TEXT = REPO / "data" / "input.txt"
+
+
+@pytest.fixture(scope="session")
+def text() -> str:
+    return SHIPPED_TEXT.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(text: str) -> cf.CharTokenizer:
+    return cf.CharTokenizer.from_text(text)
+
+
+@pytest.fixture(scope="session")
+def data(text: str, tokenizer: cf.CharTokenizer) -> torch.Tensor:
+    return torch.tensor(tokenizer.encode(text), dtype=torch.long)
+
+
+@pytest.fixture(scope="session")
+def splits(data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return cf.train_val_split(data)
+
+
+def tiny_config(**overrides: object) -> cf.ModelConfig:
+    values: dict[str, object] = dict(
+        vocab_size=65, block_size=16, n_embd=32, n_head=4, n_layer=2, dropout=0.0
+    )
+    values.update(overrides)
+    return cf.ModelConfig(**values)  # type: ignore[arg-type]
+
+
+def tiny_model(seed: int = 0, **overrides: object) -> cf.CharTransformer:
+    torch.manual_seed(seed)
+    return cf.CharTransformer(tiny_config(**overrides))
+
+
+class FileServer:
+    """A real HTTP server on 127.0.0.1 whose paths each misbehave in one way."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.hits: dict[str, int] = {}
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # keep test output quiet
+                pass
+
+            def _send_body(self, body: bytes, length: int | None = None) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                path = self.path.split("?")[0]
+                server.hits[path] = server.hits.get(path, 0) + 1
+                hits = server.hits[path]
+                body = server.payload
+                if path == "/input.txt":
+                    self._send_body(body)
+                elif path == "/close-mid-body":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 3])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                elif path == "/short-body":
+                    self._send_body(body[:1000], length=len(body))
+                    self.close_connection = True
+                elif path == "/error-500-once":
+                    if hits == 1:
+                        self.send_response(500)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                    else:
+                        self._send_body(body)
+                elif path == "/error-500-always":
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif path == "/missing":
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif path == "/redirect-loop":
+                    self.send_response(302)
+                    self.send_header("Location", "/redirect-loop")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif path == "/stall":
+                    time.sleep(3.0)
+                    self._send_body(body)
+                elif path == "/other-file":
+                    self._send_body(body[::-1])
+                else:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+@pytest.fixture
+def file_server() -> Iterator[FileServer]:
+    server = FileServer(SHIPPED_TEXT.read_bytes())
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()

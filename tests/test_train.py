@@ -1,0 +1,191 @@
+"""train(): learning on the real text, printed evaluations, interrupts, non-finite losses, resume."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+import charformer as cf
+
+from .conftest import REPO, tiny_config, tiny_model
+
+QUICK = dict(batch_size=16, learning_rate=3e-3, eval_interval=50, eval_iters=4)
+
+
+def bigram_val_loss(train: torch.Tensor, val: torch.Tensor) -> float:
+    """The best any bigram model can do: smoothed counts from the training split."""
+    counts = torch.ones(65, 65)
+    counts.index_put_((train[:-1], train[1:]), torch.ones(len(train) - 1), accumulate=True)
+    log_probs = (counts / counts.sum(1, keepdim=True)).log()
+    return -log_probs[val[:-1], val[1:]].mean().item()
+
+
+def test_a_few_hundred_steps_beat_the_best_bigram(splits, capsys) -> None:
+    train, val = splits
+    model = tiny_model()
+    history = cf.train(model, train, val, cf.TrainConfig(max_iters=400, **QUICK))
+    assert history.iters == [0, 50, 100, 150, 200, 250, 300, 350, 400]
+    assert history.iteration == 400 and not history.interrupted
+    assert history.val_loss[0] == pytest.approx(math.log(65), abs=0.1)
+    bigram = bigram_val_loss(train, val)
+    assert history.final_val_loss is not None
+    assert history.final_val_loss < bigram - 0.05, (history.final_val_loss, bigram)
+    assert history.elapsed == sorted(history.elapsed) and history.train_seconds > 0
+    printed = capsys.readouterr().out
+    assert f"step 400: train loss {history.train_loss[-1]:.4f}, val loss {history.val_loss[-1]:.4f}" in printed
+    assert "finished 400 steps in" in printed and "bits per character" in printed
+
+
+def test_same_seed_same_numbers(splits) -> None:
+    train, val = splits
+    config = cf.TrainConfig(max_iters=30, **{**QUICK, "eval_interval": 10})
+    first = cf.train(tiny_model(dropout=0.1), train, val, config)
+    second = cf.train(tiny_model(dropout=0.1), train, val, config)
+    assert first.train_loss == second.train_loss and first.val_loss == second.val_loss
+    third = cf.train(tiny_model(dropout=0.1), train, val, cf.TrainConfig(max_iters=30, seed=1, **{**QUICK, "eval_interval": 10}))
+    assert third.val_loss != first.val_loss
+
+
+def test_num_threads_applies_to_the_call_only(splits) -> None:
+    train, val = splits
+    before = torch.get_num_threads()
+    cf.train(tiny_model(), train, val, cf.TrainConfig(max_iters=2, num_threads=1, **QUICK))
+    assert torch.get_num_threads() == before
+
+
+def test_interrupt_then_continue_matches_a_straight_run(splits) -> None:
+    train, val = splits
+    config = cf.TrainConfig(max_iters=600, **{**QUICK, "eval_interval": 100})
+    straight_model = tiny_model(dropout=0.1)
+    straight = cf.train(straight_model, train, val, config)
+
+    model = tiny_model(dropout=0.1)
+    # The stop button sends SIGINT to the kernel; send a real one mid-run.
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        history = cf.train(model, train, val, config)
+    finally:
+        timer.cancel()
+    assert history.interrupted, "the run ended before the interrupt arrived; raise max_iters"
+    assert 0 < history.iteration < 600
+    stopped_at = history.iteration
+    history = cf.train(model, train, val, config, history=history)
+    assert not history.interrupted and history.iteration == 600
+    assert history.iters == straight.iters
+    assert history.train_loss == straight.train_loss and history.val_loss == straight.val_loss
+    for (name, a), b in zip(model.state_dict().items(), straight_model.state_dict().values()):
+        assert torch.equal(a, b), f"{name} differs after resuming at step {stopped_at}"
+
+
+def test_non_finite_loss_stops_with_the_last_good_weights(splits) -> None:
+    train, val = splits
+    config = cf.TrainConfig(max_iters=200, **{**QUICK, "learning_rate": 1e6, "min_lr": 0.0,
+                                              "eval_interval": 1, "grad_clip": 0.0})
+    model = tiny_model()
+    with pytest.raises(cf.NonFiniteLossError) as caught:
+        cf.train(model, train, val, config)
+    error = caught.value
+    assert isinstance(error, FloatingPointError)
+    assert f"iteration {error.iteration}" in str(error) and "not finite" in str(error)
+    history = error.history
+    assert isinstance(history, cf.History) and history.iters
+    last_good = history.iters[-1]
+    assert all(math.isfinite(v) for v in history.val_loss)
+    # The restored weights are those of the last finite evaluation: replay up to it.
+    replay = tiny_model()
+    if last_good > 0:
+        cf.train(replay, train, val, cf.TrainConfig(**{**config.to_dict(), "max_iters": last_good}))
+    for a, b in zip(model.state_dict().values(), replay.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_argument_checks(splits, tokenizer, tmp_path: Path) -> None:
+    train, val = splits
+    config = cf.TrainConfig(max_iters=2, **QUICK)
+    with pytest.raises(ValueError, match="tokenizer"):
+        cf.train(tiny_model(), train, val, config, checkpoint_path=tmp_path / "c.pt")
+    with pytest.raises(ValueError):
+        cf.train(tiny_model(), train, val, config, checkpoint_every=0, checkpoint_path=tmp_path / "c.pt", tokenizer=tokenizer)
+    with pytest.raises(ValueError):
+        cf.train(tiny_model(), train, val[:10], config)
+    with pytest.raises(ValueError):
+        cf.train(tiny_model(), train, val, {"max_iters": 2})  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())
+
+
+RESUME_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch, charformer as cf
+    text = open(sys.argv[1], encoding="utf-8").read()
+    tok = cf.CharTokenizer.from_text(text)
+    data = torch.tensor(tok.encode(text))
+    train, val = cf.train_val_split(data)
+    config = cf.TrainConfig(**eval(sys.argv[2]))
+    ckpt = cf.load_checkpoint(sys.argv[3])
+    model = ckpt.model
+    history = cf.train(model, train, val, config, tokenizer=tok, resume_from=sys.argv[3],
+                       checkpoint_path=sys.argv[4])
+    torch.save({"state": model.state_dict(), "history": history.to_dict()}, sys.argv[5])
+    """
+)
+
+
+def test_resume_in_a_fresh_process_is_bit_exact(splits, tokenizer, tmp_path: Path) -> None:
+    train, val = splits
+    full = dict(QUICK, max_iters=200, eval_interval=50)
+    straight_model = tiny_model(dropout=0.1)
+    straight = cf.train(straight_model, train, val, cf.TrainConfig(**full))
+
+    model = tiny_model(dropout=0.1)
+    first_half = cf.TrainConfig(**{**full, "max_iters": 100})
+    cf.train(model, train, val, first_half, tokenizer=tokenizer, checkpoint_path=tmp_path / "half.pt")
+    script = tmp_path / "resume.py"
+    script.write_text(RESUME_SCRIPT)
+    result = tmp_path / "result.pt"
+    subprocess.run(
+        [sys.executable, str(script), str(REPO / "data" / "input.txt"), repr(full),
+         str(tmp_path / "half.pt"), str(tmp_path / "final.pt"), str(result)],
+        check=True, env={**os.environ, "TQDM_DISABLE": "1"}, capture_output=True, text=True,
+    )
+    resumed = torch.load(result, weights_only=True)
+    assert resumed["history"]["iters"] == straight.iters
+    assert resumed["history"]["train_loss"] == straight.train_loss
+    assert resumed["history"]["val_loss"] == straight.val_loss
+    for name, value in straight_model.state_dict().items():
+        assert torch.equal(resumed["state"][name], value), name
+    assert cf.load_checkpoint(tmp_path / "final.pt").iteration == 200
+
+
+def test_resume_refuses_a_different_model_or_vocabulary(splits, tokenizer, tmp_path: Path) -> None:
+    train, val = splits
+    config = cf.TrainConfig(max_iters=5, **QUICK)
+    path = tmp_path / "run.pt"
+    cf.train(tiny_model(), train, val, config, tokenizer=tokenizer, checkpoint_path=path)
+    with pytest.raises(cf.CheckpointError) as caught:
+        cf.train(tiny_model(n_layer=3), train, val, config, resume_from=path)
+    assert "n_layer" in str(caught.value) and str(path) in str(caught.value)
+    other_vocab = cf.CharTokenizer(tokenizer.chars[:-1] + "é")
+    with pytest.raises(cf.CheckpointError) as caught:
+        cf.train(tiny_model(), train, val, config, tokenizer=other_vocab, resume_from=path)
+    assert "vocabulary" in str(caught.value) and "é" in str(caught.value)
+
+
+def test_periodic_checkpoints(splits, tokenizer, tmp_path: Path) -> None:
+    train, val = splits
+    path = tmp_path / "periodic.pt"
+    config = cf.TrainConfig(max_iters=100, **{**QUICK, "eval_interval": 20})
+    cf.train(tiny_model(), train, val, config, tokenizer=tokenizer, checkpoint_path=path, checkpoint_every=2)
+    checkpoint = cf.load_checkpoint(path)
+    assert checkpoint.iteration == 100
+    assert checkpoint.history is not None and checkpoint.history.iters == [0, 20, 40, 60, 80, 100]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["periodic.pt"]
