@@ -144,7 +144,8 @@ def gather_windows(
     """Windows of `block_size + 1` tokens at `starts`, in one gather: inputs and next-token targets."""
     offsets = torch.arange(block_size + 1, device=data.device)
     windows = data[starts.to(data.device)[:, None] + offsets]  # (B, T+1)
-    return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
+    # Contiguous, so that callers may .view() them as the lecture code does.
+    return windows[:, :-1].contiguous(), windows[:, 1:].contiguous()  # (B, T), (B, T)
 
 
 def get_batch(

@@ -69,16 +69,17 @@ class CausalSelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Per-position MLP: widen 4x, GELU, project back."""
+    """Per-position MLP: widen 4x, ReLU (or GELU), project back."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.activation = F.relu if config.activation == "relu" else F.gelu
         self.proj = nn.Linear(4 * config.n_embd, config.n_embd)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.proj(F.gelu(self.fc(x))))  # (B, T, C)
+        return self.dropout(self.proj(self.activation(self.fc(x))))  # (B, T, C)
 
 
 class Block(nn.Module):

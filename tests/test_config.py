@@ -21,6 +21,7 @@ import charformer as cf
         dict(dropout=float("nan")),
         dict(attention="flash"),
         dict(positional="rotary"),
+        dict(activation="swish"),
         dict(block_size=2.0),
         dict(n_layer=True),
     ],

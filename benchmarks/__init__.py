@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of charformer against a lecture-style baseline (python -m benchmarks)."""

@@ -1,0 +1,383 @@
+"""python -m benchmarks: charformer against the lecture-style baseline, side by side in one process.
+
+Prints a table and a JSON object. `--quick` runs a few steps of everything (CI's smoke test);
+its numbers are not meant to be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import charformer as cf
+from charformer.evaluate import draw_eval_starts, whole_split_loss, windows_loss
+from charformer.train import make_optimizer
+
+from . import baseline as bl
+
+SEED_RECIPE_ITERS = 5000
+SEED_RECIPE_EVALS = 51  # at 0, 100, ..., 4900 and at the end
+BATCH = 16
+LECTURE = dict(n_embd=64, n_head=4, n_layer=4, block_size=32)
+
+
+def notebook_default_config(vocab_size: int) -> cf.ModelConfig:
+    """The model the notebook trains by default (keep in step with its parameters cell)."""
+    return cf.ModelConfig(vocab_size=vocab_size, dropout=0.0, **LECTURE)
+
+
+def notebook_default_train(max_iters: int = SEED_RECIPE_ITERS) -> cf.TrainConfig:
+    return cf.TrainConfig(max_iters=max_iters, eval_iters=50, warmup_iters=100,
+                          lr_decay_iters=max_iters, num_threads=1)
+
+
+def load() -> tuple[torch.Tensor, torch.Tensor, cf.CharTokenizer]:
+    text = cf.load_tiny_shakespeare()
+    tokenizer = cf.CharTokenizer.from_text(text)
+    data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    train, val = cf.train_val_split(data)
+    return train, val, tokenizer
+
+
+def matmul_peak(threads: int, size: int = 512, repeats: int = 60) -> float:
+    """float32 GFLOP/s of a square matmul with `threads` threads: the ceiling for this machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        for _ in range(5):
+            a @ b
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+    finally:
+        torch.set_num_threads(previous)
+
+
+def step_flops(config: cf.ModelConfig, batch: int) -> float:
+    """Forward + backward FLOPs of one step: 6 per weight per token, plus attention's two products."""
+    c, t, layers = config.n_embd, config.block_size, config.n_layer
+    matmul_weights = layers * 12 * c * c + c * config.vocab_size
+    attention = layers * 2 * 2 * t * c  # QK^T and AV, per token, forward
+    return 3 * batch * t * (2 * matmul_weights + attention)
+
+
+def time_steps(step: Callable[[], dict[str, float]], steps: int, warmup: int) -> dict[str, float]:
+    """Median seconds of each phase over `steps` calls of `step` (after `warmup` calls)."""
+    for _ in range(warmup):
+        step()
+    samples = [step() for _ in range(steps)]
+    return {phase: statistics.median(s[phase] for s in samples) for phase in samples[0]}
+
+
+def baseline_step(model: bl.BigramLanguageModel, optimizer: torch.optim.Optimizer,
+                  data: torch.Tensor) -> Callable[[], dict[str, float]]:
+    def step() -> dict[str, float]:
+        t0 = time.perf_counter()
+        x, y = bl.get_batch(data, BATCH, model.block_size)
+        t1 = time.perf_counter()
+        _, loss = model(x, y)
+        t2 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t3 = time.perf_counter()
+        optimizer.step()
+        t4 = time.perf_counter()
+        return {"batch": t1 - t0, "forward": t2 - t1, "backward": t3 - t2, "optimizer": t4 - t3, "total": t4 - t0}
+    return step
+
+
+def charformer_step(model: cf.CharTransformer, optimizer: torch.optim.Optimizer, data: torch.Tensor,
+                    config: cf.TrainConfig, generator: torch.Generator) -> Callable[[], dict[str, float]]:
+    """The same work as one iteration of cf.train's loop, split into phases."""
+    block = model.config.block_size
+
+    def step() -> dict[str, float]:
+        t0 = time.perf_counter()
+        x, y = cf.get_batch(data, BATCH, block, generator=generator)
+        t1 = time.perf_counter()
+        _, loss = model(x, y)
+        t2 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        loss.item()  # cf.train's per-step finiteness check on the CPU
+        t3 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
+        optimizer.step()
+        t4 = time.perf_counter()
+        return {"batch": t1 - t0, "forward": t2 - t1, "backward": t3 - t2, "optimizer": t4 - t3, "total": t4 - t0}
+    return step
+
+
+def with_threads(threads: int, fn: Callable[[], Any]) -> Any:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(previous)
+
+
+def bench_training_steps(train: torch.Tensor, vocab: int, steps: int, warmup: int,
+                         thread_options: list[int]) -> list[dict[str, Any]]:
+    rows = []
+    for threads in thread_options:
+        torch.manual_seed(0)
+        base = bl.BigramLanguageModel(vocab, **LECTURE)
+        base_opt = torch.optim.AdamW(base.parameters(), lr=1e-3)
+        timing = with_threads(threads, lambda: time_steps(baseline_step(base, base_opt, train), steps, warmup))
+        rows.append({"variant": "baseline (per-head modules)", "threads": threads, **timing,
+                     "flops": step_flops(cf.ModelConfig(vocab_size=vocab, **LECTURE), BATCH)})
+        for name, model_config, train_config in (
+            ("charformer explicit", cf.ModelConfig(vocab_size=vocab, attention="explicit", **LECTURE), cf.TrainConfig()),
+            ("charformer fused", cf.ModelConfig(vocab_size=vocab, attention="fused", **LECTURE), cf.TrainConfig()),
+            ("notebook default", notebook_default_config(vocab), notebook_default_train()),
+        ):
+            torch.manual_seed(0)
+            model = cf.CharTransformer(model_config)
+            model.train()
+            optimizer = make_optimizer(model, train_config, torch.device("cpu"))
+            generator = torch.Generator().manual_seed(0)
+            step = charformer_step(model, optimizer, train, train_config, generator)
+            timing = with_threads(threads, lambda: time_steps(step, steps, warmup))
+            rows.append({"variant": name, "threads": threads, **timing,
+                         "flops": step_flops(model_config, BATCH)})
+    for row in rows:
+        row["tokens_per_s"] = BATCH * LECTURE["block_size"] / row["total"]
+        row["gflops"] = row["flops"] / row["total"] / 1e9
+    return rows
+
+
+def briefly_trained(train: torch.Tensor, val: torch.Tensor, vocab: int, iters: int) -> tuple[cf.CharTransformer, bl.BigramLanguageModel]:
+    """Models a few hundred steps in, so per-window losses spread as they do mid-training."""
+    torch.manual_seed(0)
+    model = cf.CharTransformer(notebook_default_config(vocab))
+    config = cf.TrainConfig(max_iters=iters, eval_interval=iters, eval_iters=1)
+    cf.train(model, train, val, config)
+    torch.manual_seed(0)
+    base = bl.BigramLanguageModel(vocab, **LECTURE)
+    bl.train(base, train, val, max_iters=iters, eval_interval=iters, eval_iters=1)
+    return model, base
+
+
+def bench_evaluation(model: cf.CharTransformer, base: bl.BigramLanguageModel, train: torch.Tensor,
+                     val: torch.Tensor, eval_iters_options: list[int], threads: int,
+                     baseline_eval_iters: int) -> dict[str, Any]:
+    splits = {"train": train, "val": val}
+    start = time.perf_counter()
+    with_threads(torch.get_num_threads(), lambda: bl.estimate_loss(base, splits, baseline_eval_iters, BATCH))
+    baseline_seconds = time.perf_counter() - start
+    # The baseline's own spread: the std of single-batch val losses over sqrt(eval_iters).
+    batch_losses = []
+    with torch.no_grad():
+        base.eval()
+        for _ in range(baseline_eval_iters):
+            x, y = bl.get_batch(val, BATCH, base.block_size)
+            batch_losses.append(base(x, y)[1].item())
+        base.train()
+    baseline_stderr = statistics.stdev(batch_losses) / math.sqrt(len(batch_losses))
+    rows = []
+    block = model.config.block_size
+    for eval_iters in eval_iters_options:
+        generator = torch.Generator().manual_seed(1)
+        starts = {name: draw_eval_starts(len(d), eval_iters * BATCH, block, generator) for name, d in splits.items()}
+
+        def evaluate() -> tuple[float, float]:
+            windows_loss(model, train, starts["train"], block)
+            mean, stderr = windows_loss(model, val, starts["val"], block)
+            return float(mean), float(stderr)
+
+        start = time.perf_counter()
+        mean, stderr = with_threads(threads, evaluate)
+        seconds = time.perf_counter() - start
+        rows.append({"eval_iters": eval_iters, "windows_per_split": eval_iters * BATCH,
+                     "seconds": seconds, "val_loss": mean, "val_stderr": stderr,
+                     "time_ratio_vs_baseline": seconds / baseline_seconds})
+    start = time.perf_counter()
+    whole = with_threads(threads, lambda: whole_split_loss(model, val))
+    whole_seconds = time.perf_counter() - start
+    return {"baseline_seconds": baseline_seconds, "baseline_eval_iters": baseline_eval_iters,
+            "baseline_val_stderr": baseline_stderr, "charformer": rows,
+            "whole_val_split": {"loss": whole, "bits_per_char": whole / math.log(2), "seconds": whole_seconds}}
+
+
+def bench_end_to_end(train: torch.Tensor, val: torch.Tensor, vocab: int, iters: int,
+                     eval_interval: int) -> dict[str, Any]:
+    """A shortened seed recipe for both, timed whole, then scaled to 5000 steps and 51 evaluations."""
+    evals = iters // eval_interval + 1
+    torch.manual_seed(0)
+    base = bl.BigramLanguageModel(vocab, **LECTURE)
+    start = time.perf_counter()
+    bl.train(base, train, val, max_iters=iters, eval_interval=eval_interval)
+    base_seconds = time.perf_counter() - start
+    # Split the baseline's time into steps and evaluations to extrapolate each honestly.
+    splits = {"train": train, "val": val}
+    start = time.perf_counter()
+    bl.estimate_loss(base, splits, 200, BATCH)
+    base_eval = time.perf_counter() - start
+    base_steps = (base_seconds - evals * base_eval) / iters
+
+    torch.manual_seed(0)
+    model = cf.CharTransformer(notebook_default_config(vocab))
+    config = notebook_default_train(iters)
+    config = cf.TrainConfig(**{**config.to_dict(), "eval_interval": eval_interval})
+    start = time.perf_counter()
+    history = cf.train(model, train, val, config)
+    ours_seconds = time.perf_counter() - start
+    eval_gaps = history.elapsed  # cumulative seconds at each evaluation
+    ours_eval = with_threads(config.num_threads or torch.get_num_threads(), lambda: _time_one_eval(model, train, val, config))
+    ours_steps = (ours_seconds - evals * ours_eval) / iters
+    base_full = base_steps * SEED_RECIPE_ITERS + base_eval * SEED_RECIPE_EVALS
+    ours_full = ours_steps * SEED_RECIPE_ITERS + ours_eval * SEED_RECIPE_EVALS
+    return {"iters_run": iters, "evaluations_run": evals,
+            "baseline": {"seconds": base_seconds, "step": base_steps, "eval": base_eval, "extrapolated_5000": base_full},
+            "charformer": {"seconds": ours_seconds, "step": ours_steps, "eval": ours_eval, "extrapolated_5000": ours_full,
+                           "elapsed_at_evals": eval_gaps},
+            "wall_ratio": ours_full / base_full}
+
+
+def _time_one_eval(model: cf.CharTransformer, train: torch.Tensor, val: torch.Tensor, config: cf.TrainConfig) -> float:
+    generator = torch.Generator().manual_seed(1)
+    block = model.config.block_size
+    starts = [draw_eval_starts(len(d), config.eval_iters * BATCH, block, generator) for d in (train, val)]
+    start = time.perf_counter()
+    for data, s in zip((train, val), starts):
+        windows_loss(model, data, s, block)
+    return time.perf_counter() - start
+
+
+def bench_sampling(vocab: int, tokens: int, contexts: list[int], threads: int) -> list[dict[str, Any]]:
+    rows = []
+    for block in contexts:
+        shape = {**LECTURE, "block_size": block}
+        torch.manual_seed(0)
+        base = bl.BigramLanguageModel(vocab, **shape)
+        model = cf.CharTransformer(cf.ModelConfig(vocab_size=vocab, **shape))
+        prompt = torch.zeros((1, 1), dtype=torch.long)
+        start = time.perf_counter()
+        base.generate(prompt, tokens)
+        base_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        with_threads(threads, lambda: model.generate(prompt, tokens, generator=torch.Generator().manual_seed(0)))
+        ours_seconds = time.perf_counter() - start
+        rows.append({"context": block, "tokens": tokens,
+                     "baseline_chars_per_s": tokens / base_seconds,
+                     "charformer_chars_per_s": tokens / ours_seconds,
+                     "speedup": base_seconds / ours_seconds})
+    return rows
+
+
+def _peak_rss_child(variant: str, steps: int, queue: Any) -> None:
+    torch.set_num_threads(1)
+    train, _, tokenizer = load()
+    vocab = tokenizer.vocab_size
+    if variant == "baseline":
+        model: Any = bl.BigramLanguageModel(vocab, **LECTURE)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        step = baseline_step(model, optimizer, train)
+    else:
+        model = cf.CharTransformer(notebook_default_config(vocab))
+        config = notebook_default_train()
+        optimizer = make_optimizer(model, config, torch.device("cpu"))
+        step = charformer_step(model, optimizer, train, config, torch.Generator().manual_seed(0))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(steps):
+        step()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put({"variant": variant, "peak_rss_mib": after / 1024, "growth_during_training_mib": (after - before) / 1024})
+
+
+def bench_memory(steps: int) -> list[dict[str, Any]]:
+    """Peak resident memory of a process that loads the data and trains `steps` steps."""
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    for variant in ("baseline", "charformer"):
+        queue = context.Queue()
+        process = context.Process(target=_peak_rss_child, args=(variant, steps, queue))
+        process.start()
+        rows.append(queue.get(timeout=600))
+        process.join()
+    return rows
+
+
+def print_table(results: dict[str, Any]) -> None:
+    peak = results["matmul_peak_gflops"]
+    print(f"\nmachine: {results['machine']}; torch {results['torch']}; matmul peak "
+          f"{peak['1']:.0f} GFLOP/s (1 thread), {peak[str(results['max_threads'])]:.0f} ({results['max_threads']} threads)")
+    print("\n1. training step (median ms per phase)")
+    print(f"{'variant':30} {'thr':>3} {'batch':>6} {'fwd':>6} {'bwd':>6} {'opt':>6} {'total':>7} {'tok/s':>7} {'GFLOP/s':>8} {'%peak':>6} {'vs base':>7}")
+    for row in results["training_step"]:
+        base = next(r for r in results["training_step"] if r["threads"] == results["baseline_threads"] and r["variant"].startswith("baseline"))
+        ms = {k: 1000 * row[k] for k in ("batch", "forward", "backward", "optimizer", "total")}
+        print(f"{row['variant']:30} {row['threads']:>3} {ms['batch']:6.2f} {ms['forward']:6.2f} {ms['backward']:6.2f} "
+              f"{ms['optimizer']:6.2f} {ms['total']:7.2f} {row['tokens_per_s']:7.0f} {row['gflops']:8.1f} "
+              f"{100 * row['gflops'] / peak[str(row['threads'])]:5.0f}% {row['tokens_per_s'] / base['tokens_per_s']:6.2f}x")
+    ev = results["evaluation"]
+    print(f"\n2. one evaluation (train + val): baseline {ev['baseline_eval_iters']} batches/split "
+          f"{ev['baseline_seconds']:.2f} s, val stderr {ev['baseline_val_stderr']:.4f}")
+    for row in ev["charformer"]:
+        print(f"   charformer eval_iters={row['eval_iters']:>3} ({row['windows_per_split']} fixed windows/split): "
+              f"{row['seconds']:.2f} s ({row['time_ratio_vs_baseline']:.2f}x baseline), val stderr {row['val_stderr']:.4f}")
+    whole = ev["whole_val_split"]
+    print(f"   whole val split: {whole['loss']:.4f} nats = {whole['bits_per_char']:.4f} bits/char in {whole['seconds']:.2f} s")
+    e2e = results["end_to_end"]
+    print(f"\n3. seed recipe end to end, from {e2e['iters_run']} steps + {e2e['evaluations_run']} evaluations, "
+          f"extrapolated to 5000 + 51: baseline {e2e['baseline']['extrapolated_5000']:.0f} s, charformer "
+          f"{e2e['charformer']['extrapolated_5000']:.0f} s ({e2e['wall_ratio']:.2f}x)")
+    print("\n4. sampling")
+    for row in results["sampling"]:
+        print(f"   context {row['context']:>3}, {row['tokens']} chars: baseline {row['baseline_chars_per_s']:.0f} chars/s, "
+              f"charformer {row['charformer_chars_per_s']:.0f} chars/s ({row['speedup']:.2f}x)")
+    print("\n5. peak memory (process RSS)")
+    for row in results["memory"]:
+        print(f"   {row['variant']:12} {row['peak_rss_mib']:.0f} MiB (+{row['growth_during_training_mib']:.0f} MiB while training)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a few steps of everything (smoke test)")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    quick = args.quick
+    train, val, tokenizer = load()
+    vocab = tokenizer.vocab_size
+    max_threads = torch.get_num_threads()
+    thread_options = sorted({1, max_threads})
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores".strip(),
+        "torch": torch.__version__, "python": platform.python_version(), "quick": quick,
+        "max_threads": max_threads, "baseline_threads": max_threads,
+        "matmul_peak_gflops": {str(t): matmul_peak(t, repeats=5 if quick else 60) for t in thread_options},
+    }
+    results["training_step"] = bench_training_steps(
+        train, vocab, steps=3 if quick else 60, warmup=1 if quick else 10, thread_options=thread_options)
+    model, base = briefly_trained(train, val, vocab, iters=5 if quick else 500)
+    results["evaluation"] = bench_evaluation(
+        model, base, train, val, [2] if quick else [25, 50, 100, 200], threads=1,
+        baseline_eval_iters=2 if quick else 200)
+    results["end_to_end"] = bench_end_to_end(
+        train, val, vocab, iters=4 if quick else 300, eval_interval=2 if quick else 100)
+    results["sampling"] = bench_sampling(vocab, tokens=20 if quick else 5000, contexts=[32, 256], threads=1)
+    results["memory"] = bench_memory(steps=2 if quick else 50)
+    print_table(results)
+    print("\n" + json.dumps(results, default=float))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=1, default=float)
+
+
+if __name__ == "__main__":
+    main()
