@@ -6,13 +6,15 @@ its numbers are not meant to be read.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: tables, not progress bars
+
 import argparse
 import json
 import math
 import multiprocessing
-import os
 import platform
-import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -25,29 +27,10 @@ from charformer.evaluate import draw_eval_starts, whole_split_loss, windows_loss
 from charformer.train import make_optimizer
 
 from . import baseline as bl
+from .common import BATCH, LECTURE, SEED_RECIPE_ITERS, baseline_step, charformer_step, load, notebook_default_config, notebook_default_train
+from .memory import peak_rss_child
 
-SEED_RECIPE_ITERS = 5000
 SEED_RECIPE_EVALS = 51  # at 0, 100, ..., 4900 and at the end
-BATCH = 16
-LECTURE = dict(n_embd=64, n_head=4, n_layer=4, block_size=32)
-
-
-def notebook_default_config(vocab_size: int) -> cf.ModelConfig:
-    """The model the notebook trains by default (keep in step with its parameters cell)."""
-    return cf.ModelConfig(vocab_size=vocab_size, dropout=0.0, **LECTURE)
-
-
-def notebook_default_train(max_iters: int = SEED_RECIPE_ITERS) -> cf.TrainConfig:
-    return cf.TrainConfig(max_iters=max_iters, eval_iters=50, warmup_iters=100,
-                          lr_decay_iters=max_iters, num_threads=1)
-
-
-def load() -> tuple[torch.Tensor, torch.Tensor, cf.CharTokenizer]:
-    text = cf.load_tiny_shakespeare()
-    tokenizer = cf.CharTokenizer.from_text(text)
-    data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
-    train, val = cf.train_val_split(data)
-    return train, val, tokenizer
 
 
 def matmul_peak(threads: int, size: int = 512, repeats: int = 60) -> float:
@@ -82,45 +65,6 @@ def time_steps(step: Callable[[], dict[str, float]], steps: int, warmup: int) ->
     return {phase: statistics.median(s[phase] for s in samples) for phase in samples[0]}
 
 
-def baseline_step(model: bl.BigramLanguageModel, optimizer: torch.optim.Optimizer,
-                  data: torch.Tensor) -> Callable[[], dict[str, float]]:
-    def step() -> dict[str, float]:
-        t0 = time.perf_counter()
-        x, y = bl.get_batch(data, BATCH, model.block_size)
-        t1 = time.perf_counter()
-        _, loss = model(x, y)
-        t2 = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        t3 = time.perf_counter()
-        optimizer.step()
-        t4 = time.perf_counter()
-        return {"batch": t1 - t0, "forward": t2 - t1, "backward": t3 - t2, "optimizer": t4 - t3, "total": t4 - t0}
-    return step
-
-
-def charformer_step(model: cf.CharTransformer, optimizer: torch.optim.Optimizer, data: torch.Tensor,
-                    config: cf.TrainConfig, generator: torch.Generator) -> Callable[[], dict[str, float]]:
-    """The same work as one iteration of cf.train's loop, split into phases."""
-    block = model.config.block_size
-
-    def step() -> dict[str, float]:
-        t0 = time.perf_counter()
-        x, y = cf.get_batch(data, BATCH, block, generator=generator)
-        t1 = time.perf_counter()
-        _, loss = model(x, y)
-        t2 = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        loss.item()  # cf.train's per-step finiteness check on the CPU
-        t3 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
-        optimizer.step()
-        t4 = time.perf_counter()
-        return {"batch": t1 - t0, "forward": t2 - t1, "backward": t3 - t2, "optimizer": t4 - t3, "total": t4 - t0}
-    return step
-
-
 def with_threads(threads: int, fn: Callable[[], Any]) -> Any:
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -139,11 +83,13 @@ def bench_training_steps(train: torch.Tensor, vocab: int, steps: int, warmup: in
         base_opt = torch.optim.AdamW(base.parameters(), lr=1e-3)
         timing = with_threads(threads, lambda: time_steps(baseline_step(base, base_opt, train), steps, warmup))
         rows.append({"variant": "baseline (per-head modules)", "threads": threads, **timing,
+                     "tokens": BATCH * LECTURE["block_size"],
                      "flops": step_flops(cf.ModelConfig(vocab_size=vocab, **LECTURE), BATCH)})
         for name, model_config, train_config in (
             ("charformer explicit", cf.ModelConfig(vocab_size=vocab, attention="explicit", **LECTURE), cf.TrainConfig()),
             ("charformer fused", cf.ModelConfig(vocab_size=vocab, attention="fused", **LECTURE), cf.TrainConfig()),
-            ("notebook default", notebook_default_config(vocab), notebook_default_train()),
+            (f"notebook default (T={notebook_default_config(vocab).block_size})",
+             notebook_default_config(vocab), notebook_default_train()),
         ):
             torch.manual_seed(0)
             model = cf.CharTransformer(model_config)
@@ -153,9 +99,10 @@ def bench_training_steps(train: torch.Tensor, vocab: int, steps: int, warmup: in
             step = charformer_step(model, optimizer, train, train_config, generator)
             timing = with_threads(threads, lambda: time_steps(step, steps, warmup))
             rows.append({"variant": name, "threads": threads, **timing,
+                         "tokens": BATCH * model_config.block_size,
                          "flops": step_flops(model_config, BATCH)})
     for row in rows:
-        row["tokens_per_s"] = BATCH * LECTURE["block_size"] / row["total"]
+        row["tokens_per_s"] = row["tokens"] / row["total"]
         row["gflops"] = row["flops"] / row["total"] / 1e9
     return rows
 
@@ -279,33 +226,13 @@ def bench_sampling(vocab: int, tokens: int, contexts: list[int], threads: int) -
     return rows
 
 
-def _peak_rss_child(variant: str, steps: int, queue: Any) -> None:
-    torch.set_num_threads(1)
-    train, _, tokenizer = load()
-    vocab = tokenizer.vocab_size
-    if variant == "baseline":
-        model: Any = bl.BigramLanguageModel(vocab, **LECTURE)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        step = baseline_step(model, optimizer, train)
-    else:
-        model = cf.CharTransformer(notebook_default_config(vocab))
-        config = notebook_default_train()
-        optimizer = make_optimizer(model, config, torch.device("cpu"))
-        step = charformer_step(model, optimizer, train, config, torch.Generator().manual_seed(0))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(steps):
-        step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put({"variant": variant, "peak_rss_mib": after / 1024, "growth_during_training_mib": (after - before) / 1024})
-
-
 def bench_memory(steps: int) -> list[dict[str, Any]]:
     """Peak resident memory of a process that loads the data and trains `steps` steps."""
     context = multiprocessing.get_context("spawn")
     rows = []
     for variant in ("baseline", "charformer"):
         queue = context.Queue()
-        process = context.Process(target=_peak_rss_child, args=(variant, steps, queue))
+        process = context.Process(target=peak_rss_child, args=(variant, steps, queue))
         process.start()
         rows.append(queue.get(timeout=600))
         process.join()
@@ -350,7 +277,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a few steps of everything (smoke test)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TQDM_DISABLE", "1")
     quick = args.quick
     train, val, tokenizer = load()
     vocab = tokenizer.vocab_size
@@ -366,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         train, vocab, steps=3 if quick else 60, warmup=1 if quick else 10, thread_options=thread_options)
     model, base = briefly_trained(train, val, vocab, iters=5 if quick else 500)
     results["evaluation"] = bench_evaluation(
-        model, base, train, val, [2] if quick else [25, 50, 100, 200], threads=1,
+        model, base, train, val, [2] if quick else [25, 50, 80, 100, 200], threads=1,
         baseline_eval_iters=2 if quick else 200)
     results["end_to_end"] = bench_end_to_end(
         train, val, vocab, iters=4 if quick else 300, eval_interval=2 if quick else 100)

@@ -41,6 +41,17 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
+def _to_cpu(value: Any) -> Any:
+    """A copy of nested dicts/lists/tuples with every tensor moved to the CPU (XLA/CUDA-safe)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
 def temp_path_for(path: Path) -> Path:
     """The one temporary name a save writes first; a stale one is overwritten by the next save."""
     return path.with_name(f".{path.name}.tmp")
@@ -86,8 +97,8 @@ def save_checkpoint(
         "train_config": train_config.to_dict() if train_config is not None else None,
         "history": history.to_dict() if history is not None else None,
         "iteration": iteration,
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "training_state": training_state,
+        "optimizer": _to_cpu(optimizer.state_dict()) if optimizer is not None else None,
+        "training_state": _to_cpu(training_state),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(path)

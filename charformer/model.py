@@ -228,21 +228,64 @@ class CharTransformer(nn.Module):
             raise ValueError(f"idx holds token ids outside the vocabulary (0..{vocab_size - 1})")
         top_k = None if top_k is None else min(top_k, vocab_size)
 
-        block_size = self.config.block_size
-        B, T0 = idx.shape
         was_training = self.training
         self.eval()
         try:
             with torch.inference_mode():
-                out = torch.empty((B, T0 + max_new_tokens), dtype=torch.long, device=idx.device)
-                out[:, :T0] = idx
-                for t in range(T0, T0 + max_new_tokens):
-                    context = out[:, max(0, t - block_size) : t]  # (B, <= block_size)
-                    logits = self._next_token_logits(context)  # (B, V)
-                    out[:, t] = sample_next(logits, temperature, top_k, generator)
+                if idx.device.type == "xla":
+                    out = self._generate_fixed_shape(idx, max_new_tokens, temperature, top_k, generator)
+                else:
+                    out = self._generate_growing(idx, max_new_tokens, temperature, top_k, generator)
         finally:
             self.train(was_training)
         return out.clone()  # a normal tensor, usable outside inference mode
+
+    def _generate_growing(
+        self, idx: torch.Tensor, max_new_tokens: int, temperature: float,
+        top_k: int | None, generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """Eager devices: one preallocated buffer, the context cropped to block_size each step."""
+        block_size = self.config.block_size
+        B, T0 = idx.shape
+        out = torch.empty((B, T0 + max_new_tokens), dtype=torch.long, device=idx.device)
+        out[:, :T0] = idx
+        for t in range(T0, T0 + max_new_tokens):
+            context = out[:, max(0, t - block_size) : t]  # (B, <= block_size)
+            logits = self._next_token_logits(context)  # (B, V)
+            out[:, t] = sample_next(logits, temperature, top_k, generator)
+        return out
+
+    def _generate_fixed_shape(
+        self, idx: torch.Tensor, max_new_tokens: int, temperature: float,
+        top_k: int | None, generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """XLA: every step runs the same (B, block_size) window, so the graph compiles once.
+
+        While the window fills, tokens sit at the left and the causal mask keeps the padding on
+        the right invisible; the position to read is picked by a device index, not a new shape.
+        """
+        block_size = self.config.block_size
+        B, T0 = idx.shape
+        device = idx.device
+        filled = min(T0, block_size)
+        window = torch.zeros((B, block_size), dtype=torch.long, device=device)
+        window[:, :filled] = idx[:, T0 - filled :]
+        new_tokens = []
+        for _ in range(max_new_tokens):
+            x = self._embed(window)  # (B, T, C)
+            for block in self.blocks:
+                x, _ = block(x)
+            last = torch.tensor([filled - 1], device=device)
+            hidden = x.index_select(1, last).squeeze(1)  # (B, C)
+            token = sample_next(self.head(self.ln_f(hidden)), temperature, top_k, generator)  # (B,)
+            new_tokens.append(token.cpu())
+            if filled < block_size:
+                window = window.index_copy(1, torch.tensor([filled], device=device), token[:, None])
+                filled += 1
+            else:
+                window = torch.cat([window[:, 1:], token[:, None]], dim=1)  # (B, T)
+        generated = torch.stack(new_tokens, dim=1) if new_tokens else idx.new_zeros((B, 0)).cpu()
+        return torch.cat([idx.cpu(), generated], dim=1).to(device)
 
 
 def sample_next(

@@ -62,6 +62,20 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
 
 
 @contextlib.contextmanager
+def _tf32_matmuls(device: torch.device) -> Iterator[None]:
+    """TF32 tensor-core matmuls on CUDA for the call (float32 accuracy is not needed), then restore."""
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+@contextlib.contextmanager
 def _threads(num_threads: int | None) -> Iterator[None]:
     """Set torch's intra-op thread count for the call, then restore it."""
     if num_threads is None:
@@ -127,6 +141,12 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     if precision == "fp16":
         return torch.autocast(device.type, dtype=torch.float16)
     return contextlib.nullcontext()
+
+
+def _xla_sync() -> None:
+    import torch_xla
+
+    torch_xla.sync()
 
 
 def train(
@@ -299,7 +319,7 @@ def train(
     iteration = history.iteration
     constant_lr = config.warmup_iters == 0 and config.lr_decay_iters is None
     was_training = module.training
-    with _threads(config.num_threads), _InterruptLatch() as latch:
+    with _threads(config.num_threads), _tf32_matmuls(device), _InterruptLatch() as latch:
         module.train()
         progress = tqdm(total=config.max_iters, initial=min(iteration, config.max_iters),
                         desc="training", unit="step", dynamic_ncols=True)
@@ -326,12 +346,16 @@ def train(
                 else:
                     nonfinite |= ~torch.isfinite(loss.detach())
                 if config.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip, foreach=True)
+                    torch.nn.utils.clip_grad_norm_(
+                        module.parameters(), config.grad_clip, foreach=device.type != "xla"
+                    )
                 if scaler is not None:
                     scaler.step(optimizer)
                     scaler.update()
                 else:
                     optimizer.step()
+                if device.type == "xla":
+                    _xla_sync()  # cut the lazy graph here: one compiled graph per step shape
                 iteration += 1
                 history.iteration = iteration
                 progress.update(1)

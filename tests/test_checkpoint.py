@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import torch
 import charformer as cf
 from charformer.checkpoint import temp_path_for
 
-from .conftest import REPO, tiny_config, tiny_model
+from .conftest import REPO, tiny_model
 
 
 def saved(tmp_path: Path, tokenizer: cf.CharTokenizer, name: str = "model.pt", **overrides: object) -> tuple[Path, cf.CharTransformer]:

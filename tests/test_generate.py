@@ -112,3 +112,14 @@ def test_bad_arguments(kwargs: dict) -> None:
 def test_bad_prompts(prompt: torch.Tensor) -> None:
     with pytest.raises(ValueError):
         tiny_model().generate(prompt, 3)
+
+
+def test_fixed_shape_path_gives_the_same_tokens() -> None:
+    """The XLA path (one window shape for every step) matches the eager path token for token."""
+    model = tiny_model().eval()
+    for prompt_length in (1, 10, 16, 30):
+        prompt = torch.randint(65, (2, prompt_length), generator=torch.Generator().manual_seed(prompt_length))
+        with torch.inference_mode():
+            growing = model._generate_growing(prompt, 40, 1.0, None, torch.Generator().manual_seed(5))
+            fixed = model._generate_fixed_shape(prompt, 40, 1.0, None, torch.Generator().manual_seed(5))
+        assert torch.equal(growing, fixed), prompt_length

@@ -16,7 +16,7 @@ import torch
 
 import charformer as cf
 
-from .conftest import REPO, tiny_config, tiny_model
+from .conftest import REPO, tiny_model
 
 QUICK = dict(batch_size=16, learning_rate=3e-3, eval_interval=50, eval_iters=4)
 

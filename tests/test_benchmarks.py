@@ -1,0 +1,26 @@
+"""The benchmark runs end to end (a few steps of everything); its numbers are not checked here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def test_benchmark_smoke_run(tmp_path) -> None:
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1. training step" in result.stdout and "4. sampling" in result.stdout
+    results = json.loads(out.read_text())
+    variants = {row["variant"].split(" (")[0] for row in results["training_step"]}
+    assert {"baseline", "charformer explicit", "charformer fused", "notebook default"} <= variants
+    for key in ("evaluation", "end_to_end", "sampling", "memory", "matmul_peak_gflops"):
+        assert key in results
