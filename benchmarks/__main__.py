@@ -139,7 +139,8 @@ def bench_evaluation(model: cf.CharTransformer, base: bl.BigramLanguageModel, tr
     block = model.config.block_size
     for eval_iters in eval_iters_options:
         generator = torch.Generator().manual_seed(1)
-        starts = {name: draw_eval_starts(len(d), eval_iters * BATCH, block, generator) for name, d in splits.items()}
+        counts = {"train": max(1, eval_iters // 4) * BATCH, "val": eval_iters * BATCH}  # as cf.train
+        starts = {name: draw_eval_starts(len(d), counts[name], block, generator) for name, d in splits.items()}
 
         def evaluate() -> tuple[float, float]:
             windows_loss(model, train, starts["train"], block)
@@ -149,7 +150,7 @@ def bench_evaluation(model: cf.CharTransformer, base: bl.BigramLanguageModel, tr
         start = time.perf_counter()
         mean, stderr = with_threads(threads, evaluate)
         seconds = time.perf_counter() - start
-        rows.append({"eval_iters": eval_iters, "windows_per_split": eval_iters * BATCH,
+        rows.append({"eval_iters": eval_iters, "val_windows": counts["val"], "train_windows": counts["train"],
                      "seconds": seconds, "val_loss": mean, "val_stderr": stderr,
                      "time_ratio_vs_baseline": seconds / baseline_seconds})
     start = time.perf_counter()
@@ -198,28 +199,30 @@ def bench_end_to_end(train: torch.Tensor, val: torch.Tensor, vocab: int, iters: 
 def _time_one_eval(model: cf.CharTransformer, train: torch.Tensor, val: torch.Tensor, config: cf.TrainConfig) -> float:
     generator = torch.Generator().manual_seed(1)
     block = model.config.block_size
-    starts = [draw_eval_starts(len(d), config.eval_iters * BATCH, block, generator) for d in (train, val)]
+    counts = (max(1, config.eval_iters // 4) * BATCH, config.eval_iters * BATCH)  # as cf.train
+    starts = [draw_eval_starts(len(d), n, block, generator) for d, n in zip((train, val), counts)]
     start = time.perf_counter()
     for data, s in zip((train, val), starts):
         windows_loss(model, data, s, block)
     return time.perf_counter() - start
 
 
-def bench_sampling(vocab: int, tokens: int, contexts: list[int], threads: int) -> list[dict[str, Any]]:
+def bench_sampling(vocab: int, tokens: int, contexts: list[int], thread_options: list[int]) -> list[dict[str, Any]]:
+    """Both generate functions with the same thread count, for each count and context."""
     rows = []
-    for block in contexts:
+    for threads, block in ((t, b) for t in thread_options for b in contexts):
         shape = {**LECTURE, "block_size": block}
         torch.manual_seed(0)
         base = bl.BigramLanguageModel(vocab, **shape)
         model = cf.CharTransformer(cf.ModelConfig(vocab_size=vocab, **shape))
         prompt = torch.zeros((1, 1), dtype=torch.long)
         start = time.perf_counter()
-        base.generate(prompt, tokens)
+        with_threads(threads, lambda: base.generate(prompt, tokens))
         base_seconds = time.perf_counter() - start
         start = time.perf_counter()
         with_threads(threads, lambda: model.generate(prompt, tokens, generator=torch.Generator().manual_seed(0)))
         ours_seconds = time.perf_counter() - start
-        rows.append({"context": block, "tokens": tokens,
+        rows.append({"context": block, "tokens": tokens, "threads": threads,
                      "baseline_chars_per_s": tokens / base_seconds,
                      "charformer_chars_per_s": tokens / ours_seconds,
                      "speedup": base_seconds / ours_seconds})
@@ -255,7 +258,7 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"\n2. one evaluation (train + val): baseline {ev['baseline_eval_iters']} batches/split "
           f"{ev['baseline_seconds']:.2f} s, val stderr {ev['baseline_val_stderr']:.4f}")
     for row in ev["charformer"]:
-        print(f"   charformer eval_iters={row['eval_iters']:>3} ({row['windows_per_split']} fixed windows/split): "
+        print(f"   charformer eval_iters={row['eval_iters']:>3} ({row['val_windows']} val + {row['train_windows']} train windows): "
               f"{row['seconds']:.2f} s ({row['time_ratio_vs_baseline']:.2f}x baseline), val stderr {row['val_stderr']:.4f}")
     whole = ev["whole_val_split"]
     print(f"   whole val split: {whole['loss']:.4f} nats = {whole['bits_per_char']:.4f} bits/char in {whole['seconds']:.2f} s")
@@ -265,7 +268,7 @@ def print_table(results: dict[str, Any]) -> None:
           f"{e2e['charformer']['extrapolated_5000']:.0f} s ({e2e['wall_ratio']:.2f}x)")
     print("\n4. sampling")
     for row in results["sampling"]:
-        print(f"   context {row['context']:>3}, {row['tokens']} chars: baseline {row['baseline_chars_per_s']:.0f} chars/s, "
+        print(f"   context {row['context']:>3}, {row['tokens']} chars, {row['threads']} thread(s): baseline {row['baseline_chars_per_s']:.0f} chars/s, "
               f"charformer {row['charformer_chars_per_s']:.0f} chars/s ({row['speedup']:.2f}x)")
     print("\n5. peak memory (process RSS)")
     for row in results["memory"]:
@@ -296,7 +299,8 @@ def main(argv: list[str] | None = None) -> None:
         baseline_eval_iters=2 if quick else 200)
     results["end_to_end"] = bench_end_to_end(
         train, val, vocab, iters=4 if quick else 300, eval_interval=2 if quick else 100)
-    results["sampling"] = bench_sampling(vocab, tokens=20 if quick else 5000, contexts=[32, 256], threads=1)
+    results["sampling"] = bench_sampling(vocab, tokens=20 if quick else 5000, contexts=[32, 256],
+                                         thread_options=thread_options)
     results["memory"] = bench_memory(steps=2 if quick else 50)
     print_table(results)
     print("\n" + json.dumps(results, default=float))

@@ -69,7 +69,8 @@ def charformer_step(model: cf.CharTransformer, optimizer: torch.optim.Optimizer,
         loss.backward()
         loss.item()  # cf.train's per-step finiteness check on the CPU
         t3 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
         optimizer.step()
         t4 = time.perf_counter()
         return {"batch": t1 - t0, "forward": t2 - t1, "backward": t3 - t2, "optimizer": t4 - t3, "total": t4 - t0}
