@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import gather_windows
+from .model import inference_context
 
 # Windows per forward pass when evaluating. Measured on a 2-core CPU (4x64 model, context 40):
 # chunks of 64 windows evaluated 1024 windows in 0.70 s, chunks of 512 in 1.10 s; bigger chunks
@@ -36,7 +37,7 @@ def evaluation_mode(model: nn.Module) -> Iterator[None]:
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with inference_context(next(model.parameters()).device):
             yield
     finally:
         model.train(was_training)

@@ -11,6 +11,11 @@ from torch import nn
 from .config import ModelConfig
 
 
+def inference_context(device: torch.device) -> torch.autograd.grad_mode._NoParamDecoratorContextManager:
+    """inference_mode where it works; torch_xla's lazy tensors need plain no_grad."""
+    return torch.no_grad() if device.type == "xla" else torch.inference_mode()
+
+
 def sinusoidal_positions(block_size: int, n_embd: int) -> torch.Tensor:
     """Fixed position codes from *Attention Is All You Need*: sin on even channels, cos on odd."""
     position = torch.arange(block_size, dtype=torch.float32)[:, None]  # (T, 1)
@@ -231,7 +236,7 @@ class CharTransformer(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            with torch.inference_mode():
+            with inference_context(idx.device):
                 if idx.device.type == "xla":
                     out = self._generate_fixed_shape(idx, max_new_tokens, temperature, top_k, generator)
                 else:
@@ -284,6 +289,10 @@ class CharTransformer(nn.Module):
                 filled += 1
             else:
                 window = torch.cat([window[:, 1:], token[:, None]], dim=1)  # (B, T)
+            if device.type == "xla":
+                import torch_xla
+
+                torch_xla.sync()  # materialise the window, else each step's graph holds all before
         generated = torch.stack(new_tokens, dim=1) if new_tokens else idx.new_zeros((B, 0)).cpu()
         return torch.cat([idx.cpu(), generated], dim=1).to(device)
 

@@ -75,7 +75,8 @@ def test_generate_compiles_once_not_per_token(device, capsys) -> None:
     with capsys.disabled():
         print(f"\n[xla] generate: 60 tokens, {compiled} compilations, {seconds:.1f} s")
     assert out.shape == (1, 61)
-    assert compiled <= 4, f"{compiled} graphs compiled for 60 tokens"
+    # The window's fill phase and its slide phase each compile a few graphs once.
+    assert compiled <= 8, f"{compiled} graphs compiled for 60 tokens"
     # The same tokens as the eager CPU path for the same generator and weights.
     cpu_model = tiny_model()
     expected = cpu_model.generate(prompt.cpu(), 60, generator=torch.Generator().manual_seed(0))
