@@ -53,7 +53,7 @@ class CharTokenizer:
                 raise ValueError(f"vocabulary entries must be single characters, got {ch!r}")
         if len(set(chars)) != len(chars):
             raise ValueError("the vocabulary has repeated characters")
-        self.chars: str = "".join(chars)
+        self.chars: list[str] = chars
         self._stoi = {ch: i for i, ch in enumerate(self.chars)}
 
     @classmethod
@@ -92,19 +92,19 @@ class CharTokenizer:
         return "".join(out)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"chars": self.chars}
+        return {"chars": "".join(self.chars)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CharTokenizer:
-        if not isinstance(values, dict) or not isinstance(values.get("chars"), str):
-            raise ValueError("a tokenizer dict needs a 'chars' string")
+        if not isinstance(values, dict) or not isinstance(values.get("chars"), (str, list)):
+            raise ValueError("a tokenizer dict needs 'chars': a string or list of characters")
         return cls(values["chars"])
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, CharTokenizer) and other.chars == self.chars
 
     def __hash__(self) -> int:
-        return hash(self.chars)
+        return hash(tuple(self.chars))
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"

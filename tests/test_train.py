@@ -174,7 +174,7 @@ def test_resume_refuses_a_different_model_or_vocabulary(splits, tokenizer, tmp_p
     with pytest.raises(cf.CheckpointError) as caught:
         cf.train(tiny_model(n_layer=3), train, val, config, resume_from=path)
     assert "n_layer" in str(caught.value) and str(path) in str(caught.value)
-    other_vocab = cf.CharTokenizer(tokenizer.chars[:-1] + "é")
+    other_vocab = cf.CharTokenizer(tokenizer.chars[:-1] + ["é"])
     with pytest.raises(cf.CheckpointError) as caught:
         cf.train(tiny_model(), train, val, config, tokenizer=other_vocab, resume_from=path)
     assert "vocabulary" in str(caught.value) and "é" in str(caught.value)
