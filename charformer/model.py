@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 
 import torch
 import torch.nn.functional as F
@@ -211,8 +212,12 @@ class CharTransformer(nn.Module):
         Runs in eval mode under inference mode (the previous mode is restored), writes into one
         preallocated buffer, and computes only the last position's logits at each step.
         """
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+        if isinstance(max_new_tokens, bool):
             raise ValueError(f"max_new_tokens must be an int, got {max_new_tokens!r}")
+        try:
+            max_new_tokens = operator.index(max_new_tokens)  # ints, numpy ints, 0-d int tensors
+        except TypeError:
+            raise ValueError(f"max_new_tokens must be an int, got {max_new_tokens!r}") from None
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
         if (
