@@ -168,10 +168,7 @@ class CharTransformer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (B, T, vocab) for every position; the mean cross-entropy when `targets` is given."""
         self._check_idx(idx)
-        x = self._embed(idx)  # (B, T, C)
-        for block in self.blocks:
-            x, _ = block(x)
-        logits = self.head(self.ln_f(x))  # (B, T, V)
+        logits = self.head(self.ln_f(self._hidden_states(idx)))  # (B, T, V)
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
@@ -193,11 +190,16 @@ class CharTransformer(nn.Module):
             self.train(was_training)
         return torch.stack(maps)  # (L, B, nh, T, T)
 
-    def _next_token_logits(self, idx: torch.Tensor) -> torch.Tensor:
+    def _hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        """The residual stream after the last block, before the final LayerNorm: (B, T, C)."""
         x = self._embed(idx)  # (B, T, C)
         for block in self.blocks:
             x, _ = block(x)
-        return self.head(self.ln_f(x[:, -1, :]))  # (B, V): only the last position is needed
+        return x
+
+    def _next_token_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        last = self._hidden_states(idx)[:, -1, :]  # (B, C): only the last position is needed
+        return self.head(self.ln_f(last))  # (B, V)
 
     def generate(
         self,
@@ -282,11 +284,8 @@ class CharTransformer(nn.Module):
         window[:, :filled] = idx[:, T0 - filled :]
         new_tokens = []
         for _ in range(max_new_tokens):
-            x = self._embed(window)  # (B, T, C)
-            for block in self.blocks:
-                x, _ = block(x)
             last = torch.tensor([filled - 1], device=device)
-            hidden = x.index_select(1, last).squeeze(1)  # (B, C)
+            hidden = self._hidden_states(window).index_select(1, last).squeeze(1)  # (B, C)
             token = sample_next(self.head(self.ln_f(hidden)), temperature, top_k, generator)  # (B,)
             new_tokens.append(token.cpu())
             if filled < block_size:
