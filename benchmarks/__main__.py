@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 import charformer as cf
-from charformer.evaluate import draw_eval_starts, whole_split_loss, windows_loss
+from charformer.evaluate import draw_eval_starts, eval_window_counts, whole_split_loss, windows_loss
 from charformer.train import make_optimizer
 
 from . import baseline as bl
@@ -139,7 +139,7 @@ def bench_evaluation(model: cf.CharTransformer, base: bl.BigramLanguageModel, tr
     block = model.config.block_size
     for eval_iters in eval_iters_options:
         generator = torch.Generator().manual_seed(1)
-        counts = {"train": max(1, eval_iters // 4) * BATCH, "val": eval_iters * BATCH}  # as cf.train
+        counts = dict(zip(("train", "val"), eval_window_counts(eval_iters, BATCH)))
         starts = {name: draw_eval_starts(len(d), counts[name], block, generator) for name, d in splits.items()}
 
         def evaluate() -> tuple[float, float]:
@@ -203,7 +203,7 @@ def bench_end_to_end(train: torch.Tensor, val: torch.Tensor, vocab: int, iters: 
 def _time_one_eval(model: cf.CharTransformer, train: torch.Tensor, val: torch.Tensor, config: cf.TrainConfig) -> float:
     generator = torch.Generator().manual_seed(1)
     block = model.config.block_size
-    counts = (max(1, config.eval_iters // 4) * BATCH, config.eval_iters * BATCH)  # as cf.train
+    counts = eval_window_counts(config.eval_iters, BATCH)
     starts = [draw_eval_starts(len(d), n, block, generator) for d, n in zip((train, val), counts)]
     start = time.perf_counter()
     for data, s in zip((train, val), starts):

@@ -50,6 +50,13 @@ def _tpu_present() -> bool:
         return False
 
 
+def xla_sync() -> None:
+    """Cut torch_xla's lazy graph here and run it (only called on an XLA device)."""
+    import torch_xla
+
+    torch_xla.sync()
+
+
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())

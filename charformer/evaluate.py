@@ -19,6 +19,12 @@ from .model import inference_context
 EVAL_CHUNK_WINDOWS = 64
 
 
+def eval_window_counts(eval_iters: int, batch_size: int) -> tuple[int, int]:
+    """(train, val) windows per evaluation: the val estimate is the number that matters; the
+    train estimate only draws its curve, so it gets a quarter of the windows."""
+    return max(1, eval_iters // 4) * batch_size, eval_iters * batch_size
+
+
 def draw_eval_starts(
     n_tokens: int, count: int, block_size: int, generator: torch.Generator
 ) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
 
@@ -10,9 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .device import xla_sync
 
 
-def inference_context(device: torch.device) -> torch.autograd.grad_mode._NoParamDecoratorContextManager:
+def inference_context(device: torch.device) -> contextlib.AbstractContextManager:
     """inference_mode where it works; torch_xla's lazy tensors need plain no_grad."""
     return torch.no_grad() if device.type == "xla" else torch.inference_mode()
 
@@ -294,9 +296,7 @@ class CharTransformer(nn.Module):
             else:
                 window = torch.cat([window[:, 1:], token[:, None]], dim=1)  # (B, T)
             if device.type == "xla":
-                import torch_xla
-
-                torch_xla.sync()  # materialise the window, else each step's graph holds all before
+                xla_sync()  # materialise the window, else each step's graph holds all before
         generated = torch.stack(new_tokens, dim=1) if new_tokens else idx.new_zeros((B, 0)).cpu()
         return torch.cat([idx.cpu(), generated], dim=1).to(device)
 

@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 from .checkpoint import load_model_state, read_checkpoint, save_checkpoint, unwrap_model
 from .config import TrainConfig
 from .data import CharTokenizer, get_batch
-from .device import choose_precision, compile_supported
+from .device import choose_precision, compile_supported, xla_sync
 from .errors import CheckpointError, NonFiniteLossError
-from .evaluate import draw_eval_starts, whole_split_loss, windows_loss
+from .evaluate import draw_eval_starts, eval_window_counts, whole_split_loss, windows_loss
 from .history import History
 from .model import CharTransformer
 
@@ -143,12 +143,6 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     return contextlib.nullcontext()
 
 
-def _xla_sync() -> None:
-    import torch_xla
-
-    torch_xla.sync()
-
-
 def train(
     model: nn.Module,
     train_data: Any,
@@ -255,10 +249,7 @@ def train(
     nonfinite = torch.zeros((), dtype=torch.bool, device=device)
 
     eval_generator = torch.Generator().manual_seed(config.seed + _EVAL_SEED_OFFSET)
-    # The val estimate is the number that matters; the train estimate only draws its curve, so it
-    # gets a quarter of the windows (evaluation cost about a fifth of the seed recipe's time).
-    val_count = config.eval_iters * config.batch_size
-    train_count = max(1, config.eval_iters // 4) * config.batch_size
+    train_count, val_count = eval_window_counts(config.eval_iters, config.batch_size)
     train_starts = draw_eval_starts(len(train_tokens), train_count, block_size, eval_generator)
     val_starts = draw_eval_starts(len(val_tokens), val_count, block_size, eval_generator)
 
@@ -358,7 +349,7 @@ def train(
                 else:
                     optimizer.step()
                 if device.type == "xla":
-                    _xla_sync()  # cut the lazy graph here: one compiled graph per step shape
+                    xla_sync()  # cut the lazy graph here: one compiled graph per step shape
                 iteration += 1
                 history.iteration = iteration
                 progress.update(1)
