@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 import charformer as cf
-from charformer.evaluate import draw_eval_starts, eval_window_counts, whole_split_loss, windows_loss
+from charformer.evaluate import whole_split_loss
 from charformer.train import make_optimizer
 
 from . import baseline as bl
@@ -136,22 +136,14 @@ def bench_evaluation(model: cf.CharTransformer, base: bl.BigramLanguageModel, tr
         base.train()
     baseline_stderr = statistics.stdev(batch_losses) / math.sqrt(len(batch_losses))
     rows = []
-    block = model.config.block_size
     for eval_iters in eval_iters_options:
-        generator = torch.Generator().manual_seed(1)
-        counts = dict(zip(("train", "val"), eval_window_counts(eval_iters, BATCH)))
-        starts = {name: draw_eval_starts(len(d), counts[name], block, generator) for name, d in splits.items()}
-
-        def evaluate() -> tuple[float, float]:
-            windows_loss(model, train, starts["train"], block)
-            mean, stderr = windows_loss(model, val, starts["val"], block)
-            return float(mean), float(stderr)
-
+        evaluator = cf.Evaluator(train, val, model.config.block_size, eval_iters, BATCH, seed=1)
         start = time.perf_counter()
-        mean, stderr = with_threads(threads, evaluate)
+        estimate = with_threads(threads, lambda: evaluator(model))
         seconds = time.perf_counter() - start
-        rows.append({"eval_iters": eval_iters, "val_windows": counts["val"], "train_windows": counts["train"],
-                     "seconds": seconds, "val_loss": mean, "val_stderr": stderr,
+        rows.append({"eval_iters": eval_iters, "val_windows": len(evaluator.val_starts),
+                     "train_windows": len(evaluator.train_starts),
+                     "seconds": seconds, "val_loss": estimate.val_loss, "val_stderr": estimate.val_stderr,
                      "time_ratio_vs_baseline": seconds / baseline_seconds})
     start = time.perf_counter()
     whole = with_threads(threads, lambda: whole_split_loss(model, val))
@@ -201,13 +193,9 @@ def bench_end_to_end(train: torch.Tensor, val: torch.Tensor, vocab: int, iters: 
 
 
 def _time_one_eval(model: cf.CharTransformer, train: torch.Tensor, val: torch.Tensor, config: cf.TrainConfig) -> float:
-    generator = torch.Generator().manual_seed(1)
-    block = model.config.block_size
-    counts = eval_window_counts(config.eval_iters, BATCH)
-    starts = [draw_eval_starts(len(d), n, block, generator) for d, n in zip((train, val), counts)]
+    evaluator = cf.Evaluator(train, val, model.config.block_size, config.eval_iters, BATCH, config.seed)
     start = time.perf_counter()
-    for data, s in zip((train, val), starts):
-        windows_loss(model, data, s, block)
+    evaluator(model)
     return time.perf_counter() - start
 
 

@@ -19,9 +19,10 @@ from .errors import (
     InsecureURLError,
     NonFiniteLossError,
 )
-from .evaluate import whole_split_loss
+from .evaluate import Estimate, Evaluator, whole_split_loss
 from .history import History
 from .model import CharTransformer, sinusoidal_positions
+from .state import TrainState
 from .plot import plot_attention, plot_losses
 from .train import learning_rate_at, train
 
@@ -34,6 +35,8 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "DownloadError",
+    "Estimate",
+    "Evaluator",
     "History",
     "InsecureURLError",
     "ModelConfig",
@@ -41,6 +44,7 @@ __all__ = [
     "TINY_SHAKESPEARE_SHA256",
     "TINY_SHAKESPEARE_URL",
     "TrainConfig",
+    "TrainState",
     "choose_device",
     "choose_precision",
     "compile_supported",

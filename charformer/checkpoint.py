@@ -11,11 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, describe_model_difference
 from .data import CharTokenizer
 from .errors import CheckpointError
 from .history import History
 from .model import CharTransformer
+from .state import to_cpu
 
 FORMAT = "charformer-checkpoint"
 VERSION = 1
@@ -23,7 +24,13 @@ VERSION = 1
 
 @dataclass
 class Checkpoint:
-    """What load_checkpoint returns: a ready model plus everything saved beside it."""
+    """What load_checkpoint returns: a ready model plus everything saved beside it.
+
+    `model` holds the weights the training run ended with (the best evaluation's when
+    `keep_best` restored them, else the last step's); `training_state` holds what resuming needs:
+    the last step's optimizer and random states, and whichever of the best and last weights the
+    model does not hold.
+    """
 
     model: CharTransformer
     tokenizer: CharTokenizer
@@ -31,7 +38,6 @@ class Checkpoint:
     train_config: TrainConfig | None
     history: History | None
     iteration: int
-    optimizer_state: dict[str, Any] | None
     training_state: dict[str, Any] | None
     path: Path
 
@@ -39,17 +45,6 @@ class Checkpoint:
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The original module behind a torch.compile wrapper (its weights have the plain names)."""
     return getattr(model, "_orig_mod", model)
-
-
-def _to_cpu(value: Any) -> Any:
-    """A copy of nested dicts/lists/tuples with every tensor moved to the CPU (XLA/CUDA-safe)."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
 
 
 def temp_path_for(path: Path) -> Path:
@@ -64,10 +59,12 @@ def save_checkpoint(
     *,
     train_config: TrainConfig | None = None,
     history: History | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
     training_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write model weights, configs, vocabulary and (optionally) training state to `path` atomically.
+
+    `model_state` is the model's weights as they are; `training_state` (written by `train`, see
+    `TrainState.to_checkpoint`) is what resuming needs beyond them.
 
     The file is written beside `path` under a temporary name, flushed to disk, then renamed over
     `path`: a crash mid-write leaves the previous checkpoint intact.
@@ -97,8 +94,7 @@ def save_checkpoint(
         "train_config": train_config.to_dict() if train_config is not None else None,
         "history": history.to_dict() if history is not None else None,
         "iteration": iteration,
-        "optimizer": _to_cpu(optimizer.state_dict()) if optimizer is not None else None,
-        "training_state": _to_cpu(training_state),
+        "training_state": to_cpu(training_state),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(path)
@@ -162,12 +158,12 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
 def load_model_state(path: Path, model: nn.Module, payload: dict[str, Any]) -> None:
     """Load the payload's weights into `model`, refusing (with what differs) if the shapes do not fit."""
     module = unwrap_model(model)
-    differences = config_differences(payload["model_config"], module.config.to_dict())
-    if differences:
-        raise CheckpointError(
-            f"checkpoint {path} was saved from a different model configuration: "
-            + "; ".join(differences)
-        )
+    difference = describe_model_difference(
+        payload["model_config"], module.config.to_dict(), f"checkpoint {path}"
+    )
+    if difference:
+        differences = config_differences(payload["model_config"], module.config.to_dict())
+        raise CheckpointError(f"{difference} ({'; '.join(differences)})")
     state = payload["model_state"]
     expected = module.state_dict()
     problems = [f"missing {k}" for k in expected if k not in state]
@@ -214,7 +210,6 @@ def load_checkpoint(
         train_config=train_config,
         history=history,
         iteration=int(payload.get("iteration") or 0),
-        optimizer_state=payload.get("optimizer"),
         training_state=payload.get("training_state"),
         path=path,
     )

@@ -87,9 +87,10 @@ class TrainConfig(_ConfigDict):
     learning_rate: float = 1e-3
     max_iters: int = 5000
     eval_interval: int = 100
-    # Batches of `batch_size` windows for the val estimate (the train estimate, which only draws
-    # its curve, uses a quarter as many), drawn once and reused at every evaluation: fixed windows
-    # make the curve smooth and evaluation independent of training's random stream.
+    # eval_iters counts batches of `batch_size` windows for the val estimate (nanoGPT's name);
+    # the train estimate, which only draws its curve, uses a quarter as many. The windows are
+    # drawn once and reused at every evaluation: the curve is smooth, and evaluating never moves
+    # training's random stream.
     # 80 x 16 = 1280 windows: a standard error under 0.01 nats on the val estimate of the trained
     # notebook model (0.0107 measured with 1024 windows), in far less time than the lecture's 200
     # random batches per split (benchmarks/RESULTS.md).
@@ -110,6 +111,11 @@ class TrainConfig(_ConfigDict):
     seed: int = 1337
     num_threads: int | None = None
     compile: bool = False
+    # At the end of a run (not an interrupted one) the model holds the weights of the evaluation
+    # with the lowest val estimate; False keeps the last step's weights.
+    keep_best: bool = True
+    # Stop after this many evaluations in a row without a new best val estimate (None: never).
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_iters", "eval_interval", "eval_iters"):
@@ -140,3 +146,32 @@ class TrainConfig(_ConfigDict):
         _require_real("grad_clip", self.grad_clip, 0.0, math.inf, high_open=True)
         if not isinstance(self.compile, bool):
             raise ValueError(f"compile must be a bool, got {self.compile!r}")
+        if not isinstance(self.keep_best, bool):
+            raise ValueError(f"keep_best must be a bool, got {self.keep_best!r}")
+        if self.patience is not None:
+            _require_int("patience", self.patience, 1)
+
+
+_MODEL_FIELD_PHRASES = {
+    "vocab_size": "a vocabulary of {} characters",
+    "block_size": "a context of {} characters",
+    "n_embd": "{} channels",
+    "n_head": "{} heads",
+    "n_layer": "{} layers",
+    "dropout": "dropout {}",
+    "attention": "{!r} attention",
+    "positional": "{!r} positions",
+    "activation": "{!r} activation",
+}
+
+
+def describe_model_difference(recorded: dict[str, Any], current: dict[str, Any], source: str) -> str | None:
+    """'<source> was recorded with a model of 4 layers; this model has 2 layers', or None if equal."""
+    differing = [k for k in _MODEL_FIELD_PHRASES if recorded.get(k) != current.get(k)]
+    if not differing:
+        return None
+
+    def describe(values: dict[str, Any]) -> str:
+        return " and ".join(_MODEL_FIELD_PHRASES[k].format(values.get(k)) for k in differing)
+
+    return f"{source} was recorded with a model of {describe(recorded)}; this model has {describe(current)}"

@@ -5,18 +5,29 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .data import gather_windows
-from .model import inference_context
+from .model import eval_mode, inference_context
 
 # Windows per forward pass when evaluating. Measured on a 2-core CPU (4x64 model, context 40):
 # chunks of 64 windows evaluated 1024 windows in 0.70 s, chunks of 512 in 1.10 s; bigger chunks
-# spill the activations out of the caches.
+# spill the activations out of the caches. Accelerators want few, large launches instead
+# (unmeasured here: no GPU was at hand when this was written).
 EVAL_CHUNK_WINDOWS = 64
+ACCELERATOR_CHUNK_WINDOWS = 512
+
+# Evaluation's random stream is config.seed plus this, far from the batch stream's seed.
+EVAL_SEED_OFFSET = 1_000_003
+
+
+def eval_chunk_windows(device_type: str) -> int:
+    """Windows per forward pass: cache-sized on a CPU, large on accelerators."""
+    return EVAL_CHUNK_WINDOWS if device_type == "cpu" else ACCELERATOR_CHUNK_WINDOWS
 
 
 def eval_window_counts(eval_iters: int, batch_size: int) -> tuple[int, int]:
@@ -40,13 +51,55 @@ def draw_eval_starts(
 @contextlib.contextmanager
 def evaluation_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode (no dropout) and inference mode, then the previous mode back."""
-    was_training = model.training
-    model.eval()
-    try:
-        with inference_context(next(model.parameters()).device):
-            yield
-    finally:
-        model.train(was_training)
+    with eval_mode(model), inference_context(next(model.parameters()).device):
+        yield
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One evaluation: mean loss on the fixed train and val windows, and the val standard error."""
+
+    train_loss: float
+    val_loss: float
+    val_stderr: float
+
+
+class Evaluator:
+    """Owns evaluation's fixed windows: drawn once from their own seed, reused at every call.
+
+    `eval_iters` batches of `batch_size` windows for val, a quarter as many for train (see
+    `eval_window_counts`); the starts come from `seed + EVAL_SEED_OFFSET`, so evaluating never
+    moves training's random streams, and two runs with the same seed see the same windows.
+    """
+
+    def __init__(
+        self,
+        train_tokens: torch.Tensor,
+        val_tokens: torch.Tensor,
+        block_size: int,
+        eval_iters: int,
+        batch_size: int,
+        seed: int,
+        chunk_windows: int | None = None,
+    ) -> None:
+        self.train_tokens, self.val_tokens = train_tokens, val_tokens
+        self.block_size = block_size
+        self.chunk_windows = chunk_windows or eval_chunk_windows(val_tokens.device.type)
+        generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
+        train_count, val_count = eval_window_counts(eval_iters, batch_size)
+        self.train_starts = draw_eval_starts(len(train_tokens), train_count, block_size, generator)
+        self.val_starts = draw_eval_starts(len(val_tokens), val_count, block_size, generator)
+
+    def __call__(
+        self, model: nn.Module, autocast: contextlib.AbstractContextManager | None = None
+    ) -> Estimate:
+        train_loss, _ = windows_loss(
+            model, self.train_tokens, self.train_starts, self.block_size, autocast, self.chunk_windows
+        )
+        val_loss, val_stderr = windows_loss(
+            model, self.val_tokens, self.val_starts, self.block_size, autocast, self.chunk_windows
+        )
+        return Estimate(float(train_loss), float(val_loss), float(val_stderr))
 
 
 def _token_losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -63,11 +116,12 @@ def windows_loss(
     starts: torch.Tensor,
     block_size: int,
     autocast: contextlib.AbstractContextManager | None = None,
+    chunk_windows: int = EVAL_CHUNK_WINDOWS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss over the windows at `starts` and its standard error, as 0-d tensors (no sync)."""
     per_window = []
     with evaluation_mode(model):
-        for chunk in starts.split(EVAL_CHUNK_WINDOWS):
+        for chunk in starts.split(chunk_windows):
             x, y = gather_windows(data, chunk, block_size)  # (b, T), (b, T)
             with autocast if autocast is not None else contextlib.nullcontext():
                 per_window.append(_token_losses(model, x, y).mean(dim=1))  # (b,)
@@ -93,7 +147,7 @@ def whole_split_loss(model: nn.Module, data: torch.Tensor, block_size: int | Non
     covered = len(starts) * block_size
     total = torch.zeros((), dtype=torch.float64, device=device)
     with evaluation_mode(model):
-        for chunk in starts.split(EVAL_CHUNK_WINDOWS):
+        for chunk in starts.split(eval_chunk_windows(device.type)):
             x, y = gather_windows(data, chunk, block_size)
             total += _token_losses(model, x, y).sum(dtype=torch.float64)
         remainder = n_targets - covered

@@ -1,4 +1,4 @@
-"""History: what a training run measured, and what it needs to continue."""
+"""History: what a training run measured."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import Any
 
 @dataclass
 class History:
-    """Losses at each evaluation, cumulative seconds, and where training stopped.
+    """Losses at each evaluation, cumulative seconds, the best evaluation, where training stopped.
 
-    `iteration` counts the optimizer steps done. `resume_state` (in memory only, not in
-    `to_dict`) holds the optimizer and random states that let `train(..., history=h)` continue
-    exactly where an interrupted run stopped.
+    `iteration` counts the optimizer steps done. `best_iter`/`best_val_loss` name the evaluation
+    with the lowest val estimate, whether or not `keep_best` put its weights back into the model.
+    `run_state` (in memory only, not in `to_dict`) is the TrainState that lets
+    `train(..., history=h)` continue exactly where the run that returned `h` stopped.
     """
 
     iters: list[int] = field(default_factory=list)
@@ -24,20 +25,27 @@ class History:
     train_seconds: float = 0.0
     # Standard error of each val estimate (from per-window losses).
     val_stderr: list[float] = field(default_factory=list)
-    # Mean loss over every character of the val split, measured when a run finishes.
+    # Mean loss over every character of the val split, measured on the weights the model ends
+    # with when a run finishes.
     final_val_loss: float | None = None
-    resume_state: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    best_iter: int | None = None
+    best_val_loss: float | None = None
+    # True when `patience` evaluations in a row brought no new best and the run stopped there.
+    stopped_early: bool = False
+    run_state: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             f.name: (list(v) if isinstance(v := getattr(self, f.name), list) else v)
             for f in fields(self)
-            if f.name != "resume_state"
+            if f.name != "run_state"
         }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> History:
-        known = {f.name for f in fields(cls)} - {"resume_state"}
+        """A History of measurements only: no run state, so continuing from it starts a fresh
+        optimizer (use `train(..., resume_from=checkpoint)` to continue exactly)."""
+        known = {f.name for f in fields(cls)} - {"run_state"}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown History fields: {', '.join(unknown)}")
@@ -46,3 +54,9 @@ class History:
         if len(lengths) != 1:
             raise ValueError("History lists iters, train_loss and val_loss differ in length")
         return history
+
+    def evaluations_since_best(self) -> int:
+        """Evaluations after the best one (0 when the last evaluation is the best)."""
+        if self.best_iter is None or self.best_iter not in self.iters:
+            return 0
+        return len(self.iters) - 1 - self.iters.index(self.best_iter)

@@ -5,18 +5,34 @@ from __future__ import annotations
 import contextlib
 import math
 import operator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .device import xla_sync
 
 
 def inference_context(device: torch.device) -> contextlib.AbstractContextManager:
     """inference_mode where it works; torch_xla's lazy tensors need plain no_grad."""
     return torch.no_grad() if device.type == "xla" else torch.inference_mode()
+
+
+@contextlib.contextmanager
+def switched_mode(module: nn.Module, training: bool) -> Iterator[nn.Module]:
+    """Train or eval mode for the block, then whichever mode the module was in before."""
+    was_training = module.training
+    module.train(training)
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+def eval_mode(module: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
+    """Eval mode (no dropout) for the block, then the previous mode back."""
+    return switched_mode(module, False)
 
 
 def sinusoidal_positions(block_size: int, n_embd: int) -> torch.Tensor:
@@ -180,16 +196,12 @@ class CharTransformer(nn.Module):
     def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
         """Every layer's softmax attention weights, (n_layer, B, n_head, T, T), in eval mode."""
         self._check_idx(idx)
-        was_training = self.training
-        self.eval()
-        try:
+        maps = []
+        with eval_mode(self):
             x = self._embed(idx)
-            maps = []
             for block in self.blocks:
                 x, weights = block(x, need_weights=True)
                 maps.append(weights)
-        finally:
-            self.train(was_training)
         return torch.stack(maps)  # (L, B, nh, T, T)
 
     def _hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
@@ -242,16 +254,11 @@ class CharTransformer(nn.Module):
             raise ValueError(f"idx holds token ids outside the vocabulary (0..{vocab_size - 1})")
         top_k = None if top_k is None else min(top_k, vocab_size)
 
-        was_training = self.training
-        self.eval()
-        try:
-            with inference_context(idx.device):
-                if idx.device.type == "xla":
-                    out = self._generate_fixed_shape(idx, max_new_tokens, temperature, top_k, generator)
-                else:
-                    out = self._generate_growing(idx, max_new_tokens, temperature, top_k, generator)
-        finally:
-            self.train(was_training)
+        with eval_mode(self), inference_context(idx.device):
+            if idx.device.type == "xla":
+                out = self._generate_fixed_shape(idx, max_new_tokens, temperature, top_k, generator)
+            else:
+                out = self._generate_growing(idx, max_new_tokens, temperature, top_k, generator)
         return out.clone()  # a normal tensor, usable outside inference mode
 
     def _generate_growing(
@@ -296,7 +303,9 @@ class CharTransformer(nn.Module):
             else:
                 window = torch.cat([window[:, 1:], token[:, None]], dim=1)  # (B, T)
             if device.type == "xla":
-                xla_sync()  # materialise the window, else each step's graph holds all before
+                import torch_xla  # only ever reached on an XLA device
+
+                torch_xla.sync()  # materialise the window, else each step's graph holds all before
         generated = torch.stack(new_tokens, dim=1) if new_tokens else idx.new_zeros((B, 0)).cpu()
         return torch.cat([idx.cpu(), generated], dim=1).to(device)
 

@@ -12,7 +12,10 @@ import platform
 import signal
 import threading
 import time
-from collections.abc import Iterator
+import warnings
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +24,17 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_model_state, read_checkpoint, save_checkpoint, unwrap_model
-from .config import TrainConfig
+from .config import TrainConfig, describe_model_difference
 from .data import CharTokenizer, get_batch
 from .device import choose_precision, compile_supported, xla_sync
 from .errors import CheckpointError, NonFiniteLossError
-from .evaluate import draw_eval_starts, eval_window_counts, whole_split_loss, windows_loss
+from .evaluate import Evaluator, whole_split_loss
 from .history import History
-from .model import CharTransformer
+from .model import CharTransformer, switched_mode
+from .state import TrainState
 
-# Offsets from config.seed for the streams that must never overlap with the batch stream.
-_EVAL_SEED_OFFSET = 1_000_003
+# Models that train() has trained in this process, and how many steps they had then.
+_TRAINED_STEPS: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
 
 
 def learning_rate_at(iteration: int, config: TrainConfig) -> float:
@@ -111,27 +115,20 @@ class _InterruptLatch:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _rng_state(device: torch.device, batch_generator: torch.Generator) -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "batch_rng": batch_generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-    }
-    if device.type == "cuda":
-        state["cuda_rng"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _restore_rng(state: dict[str, Any], device: torch.device, batch_generator: torch.Generator) -> None:
-    batch_generator.set_state(state["batch_rng"])
-    torch.set_rng_state(state["torch_rng"])
-    if device.type == "cuda" and "cuda_rng" in state:
-        torch.cuda.set_rng_state(state["cuda_rng"], device)
-
-
-def _as_token_tensor(name: str, data: Any, device: torch.device) -> torch.Tensor:
+def _as_token_tensor(name: str, data: Any, module: CharTransformer, device: torch.device) -> torch.Tensor:
     tensor = data if isinstance(data, torch.Tensor) else torch.as_tensor(data, dtype=torch.long)
     if tensor.dim() != 1 or tensor.dtype not in (torch.long, torch.int32, torch.int64):
         raise ValueError(f"{name} must be a 1-D sequence of integer token ids")
+    block_size, vocab_size = module.config.block_size, module.config.vocab_size
+    if len(tensor) < block_size + 1:
+        raise ValueError(
+            f"{name} has {len(tensor)} tokens; block_size={block_size} needs at least {block_size + 1}"
+        )
+    if int(tensor.min()) < 0 or int(tensor.max()) >= vocab_size:
+        raise ValueError(
+            f"{name} holds token ids up to {int(tensor.max())}, outside this model's vocabulary "
+            f"of {vocab_size} characters (ids 0..{vocab_size - 1})"
+        )
     return tensor.to(device=device, dtype=torch.long)
 
 
@@ -141,6 +138,333 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     if precision == "fp16":
         return torch.autocast(device.type, dtype=torch.float16)
     return contextlib.nullcontext()
+
+
+
+
+class TrainStep:
+    """One optimizer step: learning rate, forward under autocast, backward, clipping, update.
+
+    Chooses precision (bf16 or fp16 with a GradScaler on CUDA, fp32 elsewhere) and whether to
+    compile, and watches for non-finite losses: at every step on the CPU (a sync is cheap there),
+    as a device-side flag read at each evaluation elsewhere (no sync per step).
+    """
+
+    def __init__(self, module: CharTransformer, config: TrainConfig, device: torch.device) -> None:
+        self.module, self.config, self.device = module, config, device
+        self.optimizer = make_optimizer(module, config, device)
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.precision = choose_precision(device.type, bf16)
+        self.autocast = _autocast(device, self.precision)
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        self.forward: nn.Module = module
+        if config.compile:
+            capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+            if compile_supported(device.type, platform.system(), capability):
+                self.forward = torch.compile(module)  # type: ignore[assignment]
+        self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+        self.constant_lr = config.warmup_iters == 0 and config.lr_decay_iters is None
+
+    def __call__(self, iteration: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        if not self.constant_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate_at(iteration, self.config)
+        with self.autocast:
+            _, loss = self.forward(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if self.device.type == "cpu":
+            if not math.isfinite(loss.item()):
+                self.nonfinite.fill_(True)
+                return  # the run stops before this update
+        else:
+            self.nonfinite |= ~torch.isfinite(loss.detach())
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(
+                self.module.parameters(), self.config.grad_clip, foreach=self.device.type != "xla"
+            )
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.device.type == "xla":
+            xla_sync()  # cut the lazy graph here: one compiled graph per step shape
+
+    def saw_nonfinite(self) -> bool:
+        return bool(self.nonfinite)
+
+
+@dataclass
+class _Run:
+    """The objects one call of train() shares between its named steps."""
+
+    module: CharTransformer
+    config: TrainConfig
+    device: torch.device
+    history: History
+    state: TrainState
+    step: TrainStep
+    batches: torch.Generator
+    evaluator: Evaluator
+    train_tokens: torch.Tensor
+    val_tokens: torch.Tensor
+    tokenizer: CharTokenizer | None = None
+    checkpoint_path: Path | None = None
+    checkpoint_every: int | None = None
+    on_evaluation: Callable[[History], Any] | None = None
+    evaluations: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        self.seconds_before = self.state.train_seconds
+
+    @property
+    def iteration(self) -> int:
+        return self.state.iteration
+
+    def elapsed(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def record_progress(self) -> None:
+        """Bring the state (optimizer, random streams, seconds) and the History up to now."""
+        self.state.train_seconds = self.elapsed()
+        self.state.optimizer = self.step.optimizer.state_dict()
+        self.state.capture_rng(self.batches, self.device)
+        self.history.iteration = self.state.iteration
+        self.history.train_seconds = self.state.train_seconds
+        self.history.run_state = self.state
+        _TRAINED_STEPS[self.module] = self.state.iteration
+
+    def evaluation_due(self) -> bool:
+        at_interval = self.iteration % self.config.eval_interval == 0
+        at_end = self.iteration >= self.config.max_iters
+        done_already = bool(self.history.iters) and self.history.iters[-1] == self.iteration
+        return (at_interval or at_end) and not done_already
+
+    def out_of_patience(self) -> bool:
+        patience = self.config.patience
+        return patience is not None and self.history.evaluations_since_best() >= patience
+
+    def train_one_step(self) -> None:
+        x, y = get_batch(
+            self.train_tokens, self.config.batch_size, self.module.config.block_size,
+            generator=self.batches,
+        )
+        self.step(self.iteration, x, y)
+        if self.device.type == "cpu" and self.step.saw_nonfinite():
+            self.fail_nonfinite("training")
+        self.state.iteration += 1
+
+    def evaluate(self) -> None:
+        if self.step.saw_nonfinite():
+            self.fail_nonfinite("training")
+        estimate = self.evaluator(self.module, self.step.autocast)
+        if not (math.isfinite(estimate.train_loss) and math.isfinite(estimate.val_loss)):
+            self.fail_nonfinite("evaluation")
+        self.state.record_evaluation(self.iteration, estimate.val_loss, self.module)
+        history = self.history
+        history.iters.append(self.iteration)
+        history.train_loss.append(estimate.train_loss)
+        history.val_loss.append(estimate.val_loss)
+        history.val_stderr.append(estimate.val_stderr)
+        history.elapsed.append(self.elapsed())
+        history.best_iter, history.best_val_loss = self.state.best_iter, self.state.best_val_loss
+        tqdm.write(
+            f"step {self.iteration}: train loss {estimate.train_loss:.4f}, "
+            f"val loss {estimate.val_loss:.4f}"
+        )
+        self.record_progress()
+        self.evaluations += 1
+        if self.checkpoint_every is not None and self.evaluations % self.checkpoint_every == 0:
+            self.write_checkpoint()
+        if self.on_evaluation is not None:
+            self.on_evaluation(history)  # last: what it sees, and any error it raises, is whole
+
+    def write_checkpoint(self) -> None:
+        assert self.checkpoint_path is not None and self.tokenizer is not None
+        save_checkpoint(
+            self.checkpoint_path, self.module, self.tokenizer, train_config=self.config,
+            history=self.history, training_state=self.state.to_checkpoint(),
+        )
+
+    def fail_nonfinite(self, what: str) -> None:
+        """Put the best finite evaluation's weights back and stop with NonFiniteLossError."""
+        if self.state.best_weights is not None:
+            self.module.load_state_dict(self.state.best_weights)
+        self.history.iteration = self.iteration
+        self.history.train_seconds = self.elapsed()
+        self.history.run_state = None  # the optimizer has seen the non-finite step
+        restored = (
+            f"; the weights of the best evaluation (step {self.state.best_iter}) were restored"
+            if self.state.best_weights is not None else ""
+        )
+        raise NonFiniteLossError(
+            f"the {what} loss is not finite at iteration {self.iteration} "
+            f"(learning rate {self.config.learning_rate:g}){restored}",
+            iteration=self.iteration,
+            history=self.history,
+        )
+
+    def finish(self, interrupted: bool) -> None:
+        """Keep the best weights (if asked), measure the whole val split, report, checkpoint."""
+        history, state = self.history, self.state
+        history.interrupted = interrupted
+        history.stopped_early = not interrupted and self.iteration < self.config.max_iters
+        self.record_progress()
+        if interrupted:
+            print(
+                f"interrupted after step {self.iteration} ({history.train_seconds:.1f} s); "
+                "call train(..., history=history) to continue"
+            )
+        else:
+            kept_best = self.config.keep_best and state.hold_best(self.module)
+            history.final_val_loss = whole_split_loss(self.module, self.val_tokens)
+            print(_summary(history, self.config, kept_best))
+        if self.checkpoint_path is not None:
+            self.write_checkpoint()
+
+
+def _summary(history: History, config: TrainConfig, kept_best: bool) -> str:
+    """The line a finished run prints: where it ended, its best evaluation, the whole val split."""
+    lines = [
+        f"finished {history.iteration} steps in {history.train_seconds:.1f} s: "
+        f"train loss {history.train_loss[-1]:.4f}, val loss {history.val_loss[-1]:.4f}"
+    ]
+    if history.stopped_early:
+        lines.append(
+            f"stopped early: no new best val in {config.patience} evaluations (patience={config.patience})"
+        )
+    best = f"best val {history.best_val_loss:.4f} at step {history.best_iter}"
+    if history.best_iter == history.iteration:
+        lines.append(f"{best} (the last evaluation)")
+    elif kept_best:
+        lines.append(f"{best} (kept); the last evaluation was {history.val_loss[-1]:.4f}")
+    elif config.keep_best:
+        lines.append(f"{best} (its weights are not in memory: kept the last)")
+    else:
+        lines.append(f"{best} (not kept: keep_best=False)")
+    lines.append(
+        f"whole val split {history.final_val_loss:.4f} nats = "
+        f"{history.final_val_loss / math.log(2):.4f} bits per character"  # type: ignore[operator]
+    )
+    return "; ".join(lines)
+
+
+def _check_arguments(
+    model: nn.Module, config: TrainConfig, history: History | None,
+    checkpoint_path: Any, checkpoint_every: int | None, resume_from: Any, on_evaluation: Any,
+) -> CharTransformer:
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    module = unwrap_model(model)
+    if not isinstance(module, CharTransformer):
+        raise ValueError(f"model must be a CharTransformer, got {type(module).__name__}")
+    if history is not None and not isinstance(history, History):
+        raise ValueError(f"history must be a History returned by train, got {type(history).__name__}")
+    if history is not None and resume_from is not None:
+        raise ValueError("pass history= (this process) or resume_from= (a checkpoint), not both")
+    if checkpoint_every is not None and (
+        isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1
+    ):
+        raise ValueError(f"checkpoint_every must be None or an int >= 1, got {checkpoint_every!r}")
+    if checkpoint_every is not None and checkpoint_path is None:
+        raise ValueError("checkpoint_every needs a checkpoint_path to write to")
+    if on_evaluation is not None and not callable(on_evaluation):
+        raise ValueError(f"on_evaluation must be callable, got {on_evaluation!r}")
+    return module
+
+
+def _read_resume_checkpoint(
+    path: Path, module: CharTransformer, tokenizer: CharTokenizer | None
+) -> tuple[History, TrainState, CharTokenizer]:
+    """The History, TrainState and vocabulary of a checkpoint that train() wrote; weights loaded."""
+    payload = read_checkpoint(path)
+    if payload.get("training_state") is None or payload.get("history") is None:
+        raise CheckpointError(
+            f"checkpoint {path} holds weights only, not the training state needed to "
+            "resume (write it with train(..., checkpoint_path=...))"
+        )
+    saved_tokenizer = CharTokenizer.from_dict(payload["tokenizer"])
+    if tokenizer is not None and tokenizer != saved_tokenizer:
+        only_saved = sorted(set(saved_tokenizer.chars) - set(tokenizer.chars))
+        only_here = sorted(set(tokenizer.chars) - set(saved_tokenizer.chars))
+        raise CheckpointError(
+            f"checkpoint {path} was saved with a different vocabulary "
+            f"({saved_tokenizer.vocab_size} characters there, {tokenizer.vocab_size} here; "
+            f"only in the checkpoint: {only_saved!r}; only here: {only_here!r})"
+        )
+    load_model_state(path, module, payload)
+    history = History.from_dict(payload["history"])
+    return history, TrainState.from_checkpoint(payload, history.train_seconds), saved_tokenizer
+
+
+def _state_to_continue(
+    module: CharTransformer, history: History | None, config: TrainConfig
+) -> tuple[History, TrainState]:
+    """The History and TrainState a call starts from when no checkpoint is given."""
+    if history is None:
+        if module in _TRAINED_STEPS:
+            warnings.warn(
+                f"this model was already trained for {_TRAINED_STEPS[module]} steps in this "
+                "process; training continues from its weights with a fresh optimizer and "
+                "learning-rate schedule. Pass history= to continue that run exactly, or build a "
+                "new model to start over.",
+                UserWarning, stacklevel=3,
+            )
+        torch.manual_seed(config.seed)  # dropout's stream, on a fresh run only
+        return History(), TrainState.fresh(module)
+    state = history.run_state
+    if state is None:
+        warnings.warn(
+            f"this History has no run state (it was rebuilt with from_dict or came from a failed "
+            f"run): continuing from step {history.iteration} with a fresh optimizer and batch "
+            "stream. To continue a saved run exactly, pass its checkpoint as resume_from=.",
+            UserWarning, stacklevel=3,
+        )
+        state = TrainState(
+            iteration=history.iteration, train_seconds=history.train_seconds,
+            best_iter=history.best_iter, best_val_loss=history.best_val_loss,
+            model_config=module.config.to_dict(),
+        )
+    return history, state
+
+
+def _check_fits(state: TrainState, module: CharTransformer, config: TrainConfig, source: str) -> None:
+    """Refuse, in the user's terms, a history or checkpoint that this model or config cannot continue."""
+    difference = describe_model_difference(state.model_config or {}, module.config.to_dict(), source)
+    if state.model_config is not None and difference:
+        error = CheckpointError if source.startswith("checkpoint") else ValueError
+        raise error(difference)
+    if config.max_iters < state.iteration:
+        error = CheckpointError if source.startswith("checkpoint") else ValueError
+        raise error(
+            f"{source} has {state.iteration} steps already; max_iters={config.max_iters} is below "
+            f"that (raise max_iters to {state.iteration} + the steps you want to add)"
+        )
+    trained = state.module_ref() if state.module_ref is not None else None
+    if trained is not None and trained is not module and state.last_weights is None:
+        raise ValueError(
+            "this history belongs to another model object; pass the model that train() returned "
+            "it for, or continue from its checkpoint with resume_from="
+        )
+
+
+def _restore(state: TrainState, run_module: CharTransformer, step: TrainStep,
+             batches: torch.Generator, device: torch.device, config: TrainConfig) -> None:
+    """Put the model, optimizer and random streams where the state says the run stopped."""
+    state.module_ref = weakref.ref(run_module)
+    state.take_back_last(run_module)
+    if state.optimizer is not None:
+        step.optimizer.load_state_dict(state.optimizer)
+    if state.rng is not None:
+        state.restore_rng(batches, device)
+    elif state.iteration:
+        batches.manual_seed(config.seed + state.iteration)  # a fresh stream for the new steps
 
 
 def train(
@@ -155,227 +479,77 @@ def train(
     checkpoint_path: str | os.PathLike[str] | None = None,
     checkpoint_every: int | None = None,
     resume_from: str | os.PathLike[str] | None = None,
+    on_evaluation: Callable[[History], Any] | None = None,
 ) -> History:
     """Train `model` to `config.max_iters` steps and return the History of its evaluations.
 
-    Evaluates every `eval_interval` steps and at the end on fixed windows (its own random
-    stream, so evaluation never shifts training). Ctrl-C / the stop button ends the current step,
-    then returns the History with `interrupted=True`; pass it back as `history=` to continue.
-    `checkpoint_path` is rewritten every `checkpoint_every` evaluations (None: at the end only);
-    `resume_from` continues bit-for-bit from a checkpoint that `train` wrote.
+    Evaluates every `eval_interval` steps and at the end on fixed windows (their own random
+    stream, so evaluation never shifts training) and calls `on_evaluation(history)` after each.
+    A finished run leaves the best evaluation's weights in the model (`keep_best`); Ctrl-C / the
+    stop button ends the current step and returns with `interrupted=True`. Continue exactly with
+    `history=` (this process) or `resume_from=` (a checkpoint `train` wrote): both continue from
+    the last step's weights, optimizer and random streams, never from the restored best.
+    `checkpoint_path` is rewritten every `checkpoint_every` evaluations (None: at the end only).
     """
-    if not isinstance(config, TrainConfig):
-        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
-    module = unwrap_model(model)
-    if not isinstance(module, CharTransformer):
-        raise ValueError(f"model must be a CharTransformer, got {type(module).__name__}")
-    if checkpoint_every is not None and (
-        isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1
-    ):
-        raise ValueError(f"checkpoint_every must be None or an int >= 1, got {checkpoint_every!r}")
-    if checkpoint_every is not None and checkpoint_path is None:
-        raise ValueError("checkpoint_every needs a checkpoint_path to write to")
-
-    resume_payload = None
-    if resume_from is not None:
-        resume_path = Path(resume_from)
-        resume_payload = read_checkpoint(resume_path)
-        if resume_payload.get("training_state") is None or resume_payload.get("history") is None:
-            raise CheckpointError(
-                f"checkpoint {resume_path} holds weights only, not the training state needed to "
-                "resume (write it with train(..., checkpoint_path=...))"
-            )
-        saved_tokenizer = CharTokenizer.from_dict(resume_payload["tokenizer"])
-        if tokenizer is not None and tokenizer != saved_tokenizer:
-            only_saved = sorted(set(saved_tokenizer.chars) - set(tokenizer.chars))
-            only_here = sorted(set(tokenizer.chars) - set(saved_tokenizer.chars))
-            raise CheckpointError(
-                f"checkpoint {resume_path} was saved with a different vocabulary "
-                f"({saved_tokenizer.vocab_size} characters there, {tokenizer.vocab_size} here; "
-                f"only in the checkpoint: {only_saved!r}; only here: {only_here!r})"
-            )
-        tokenizer = saved_tokenizer
-        load_model_state(resume_path, module, resume_payload)
-    if checkpoint_path is not None and tokenizer is None:
-        raise ValueError(
-            "checkpoint_path needs tokenizer= so that the checkpoint carries its vocabulary"
-        )
-
-    if device is None:
-        device = next(module.parameters()).device
-    device = torch.device(device) if isinstance(device, str) else device
+    # 1. Check the arguments.
+    module = _check_arguments(model, config, history, checkpoint_path, checkpoint_every,
+                              resume_from, on_evaluation)
+    device = torch.device(device) if device is not None else next(module.parameters()).device
     module.to(device)
-    train_tokens = _as_token_tensor("train_data", train_data, device)
-    val_tokens = _as_token_tensor("val_data", val_data, device)
-    block_size = module.config.block_size
-    for name, tokens in (("train_data", train_tokens), ("val_data", val_tokens)):
-        if len(tokens) < block_size + 1:
-            raise ValueError(
-                f"{name} has {len(tokens)} tokens; block_size={block_size} needs at least "
-                f"{block_size + 1}"
-            )
+    train_tokens = _as_token_tensor("train_data", train_data, module, device)
+    val_tokens = _as_token_tensor("val_data", val_data, module, device)
 
-    optimizer = make_optimizer(module, config, device)
-    batch_generator = torch.Generator().manual_seed(config.seed)
-    if resume_payload is not None:
-        history = History.from_dict(resume_payload["history"])
-        history.interrupted = False
-        optimizer.load_state_dict(resume_payload["training_state"]["optimizer"])
-        _restore_rng(resume_payload["training_state"], device, batch_generator)
-    elif history is not None and history.resume_state is not None:
-        optimizer.load_state_dict(history.resume_state["optimizer"])
-        _restore_rng(history.resume_state, device, batch_generator)
-        history.interrupted = False
-    elif history is not None:
-        # A History without its in-memory state (e.g. rebuilt from a dict): continue from its
-        # iteration with fresh optimizer moments and a batch stream derived from that iteration.
-        batch_generator.manual_seed(config.seed + history.iteration)
-        history.interrupted = False
+    # 2. Build or restore the run's state.
+    if resume_from is not None:
+        source = f"checkpoint {resume_from}"
+        history, state, tokenizer = _read_resume_checkpoint(Path(resume_from), module, tokenizer)
     else:
-        history = History()
-        torch.manual_seed(config.seed)  # dropout's stream, on a fresh run only
+        source = "history"
+        history, state = _state_to_continue(module, history, config)
+    if checkpoint_path is not None and tokenizer is None:
+        raise ValueError("checkpoint_path needs tokenizer= so that the checkpoint carries its vocabulary")
+    _check_fits(state, module, config, source)
+    step = TrainStep(module, config, device)
+    batches = torch.Generator().manual_seed(config.seed)
+    _restore(state, module, step, batches, device, config)
+    history.interrupted = history.stopped_early = False
+    evaluator = Evaluator(train_tokens, val_tokens, module.config.block_size, config.eval_iters,
+                          config.batch_size, config.seed)
+    run = _Run(module, config, device, history, state, step, batches, evaluator, train_tokens,
+               val_tokens, tokenizer, None if checkpoint_path is None else Path(checkpoint_path),
+               checkpoint_every, on_evaluation)
 
-    precision = choose_precision(
-        device.type, device.type == "cuda" and torch.cuda.is_bf16_supported()
-    )
-    autocast = _autocast(device, precision)
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    step_model: nn.Module = module
-    if config.compile:
-        capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
-        if compile_supported(device.type, platform.system(), capability):
-            step_model = torch.compile(module)  # type: ignore[assignment]
-    check_every_step = device.type == "cpu"
-    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-
-    eval_generator = torch.Generator().manual_seed(config.seed + _EVAL_SEED_OFFSET)
-    train_count, val_count = eval_window_counts(config.eval_iters, config.batch_size)
-    train_starts = draw_eval_starts(len(train_tokens), train_count, block_size, eval_generator)
-    val_starts = draw_eval_starts(len(val_tokens), val_count, block_size, eval_generator)
-
-    last_good_weights: dict[str, torch.Tensor] | None = None
-    evaluations_this_call = 0
-    started = time.perf_counter()
-    seconds_before = history.train_seconds
-
-    def elapsed() -> float:
-        return seconds_before + time.perf_counter() - started
-
-    def training_state(iteration: int) -> dict[str, Any]:
-        state = {"iteration": iteration, "optimizer": optimizer.state_dict()}
-        state.update(_rng_state(device, batch_generator))
-        return state
-
-    def write_checkpoint(iteration: int) -> None:
-        assert checkpoint_path is not None and tokenizer is not None
-        history.train_seconds = elapsed()
-        save_checkpoint(
-            checkpoint_path, module, tokenizer, train_config=config, history=history,
-            training_state=training_state(iteration),
-        )
-
-    def fail_nonfinite(iteration: int, what: str) -> None:
-        if last_good_weights is not None:
-            module.load_state_dict(last_good_weights)
-        history.iteration = iteration
-        history.train_seconds = elapsed()
-        restored = (
-            f"; the weights of the evaluation at step {history.iters[-1]} were restored"
-            if history.iters and last_good_weights is not None else ""
-        )
-        raise NonFiniteLossError(
-            f"the {what} loss is not finite at iteration {iteration} "
-            f"(learning rate {config.learning_rate:g}){restored}",
-            iteration=iteration,
-            history=history,
-        )
-
-    def evaluate(iteration: int) -> None:
-        nonlocal last_good_weights, evaluations_this_call
-        if bool(nonfinite):
-            fail_nonfinite(iteration, "training")
-        train_loss, _ = windows_loss(module, train_tokens, train_starts, block_size, autocast)
-        val_loss, val_stderr = windows_loss(module, val_tokens, val_starts, block_size, autocast)
-        train_value, val_value = float(train_loss), float(val_loss)
-        if not (math.isfinite(train_value) and math.isfinite(val_value)):
-            fail_nonfinite(iteration, "evaluation")
-        last_good_weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        history.iters.append(iteration)
-        history.train_loss.append(train_value)
-        history.val_loss.append(val_value)
-        history.val_stderr.append(float(val_stderr))
-        history.elapsed.append(elapsed())
-        tqdm.write(f"step {iteration}: train loss {train_value:.4f}, val loss {val_value:.4f}")
-        evaluations_this_call += 1
-        if checkpoint_every is not None and evaluations_this_call % checkpoint_every == 0:
-            write_checkpoint(iteration)
-
-    iteration = history.iteration
-    constant_lr = config.warmup_iters == 0 and config.lr_decay_iters is None
-    was_training = module.training
-    with _threads(config.num_threads), _tf32_matmuls(device), _InterruptLatch() as latch:
-        module.train()
-        progress = tqdm(total=config.max_iters, initial=min(iteration, config.max_iters),
-                        desc="training", unit="step", dynamic_ncols=True)
-        try:
-            while iteration < config.max_iters:
-                if iteration % config.eval_interval == 0 and iteration not in history.iters:
-                    evaluate(iteration)
-                if not constant_lr:
-                    lr = learning_rate_at(iteration, config)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                x, y = get_batch(train_tokens, config.batch_size, block_size, generator=batch_generator)
-                with autocast:
-                    _, loss = step_model(x, y)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
-                if check_every_step:
-                    if not math.isfinite(loss.item()):
-                        fail_nonfinite(iteration, "training")
-                else:
-                    nonfinite |= ~torch.isfinite(loss.detach())
-                if config.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(
-                        module.parameters(), config.grad_clip, foreach=device.type != "xla"
-                    )
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                if device.type == "xla":
-                    xla_sync()  # cut the lazy graph here: one compiled graph per step shape
-                iteration += 1
-                history.iteration = iteration
-                progress.update(1)
-                if latch.requested:
-                    history.interrupted = True
-                    break
-        finally:
-            progress.close()
-        if not history.interrupted and iteration not in history.iters:
-            evaluate(iteration)
-        module.train(was_training)
-        history.train_seconds = elapsed()
-        history.resume_state = training_state(iteration)
-        if history.interrupted:
-            print(
-                f"interrupted after step {iteration} ({history.train_seconds:.1f} s); "
-                "call train(..., history=history) to continue"
-            )
-        else:
-            history.final_val_loss = whole_split_loss(module, val_tokens, block_size)
-            print(
-                f"finished {iteration} steps in {history.train_seconds:.1f} s: "
-                f"train loss {history.train_loss[-1]:.4f}, val loss {history.val_loss[-1]:.4f}; "
-                f"whole val split {history.final_val_loss:.4f} nats = "
-                f"{history.final_val_loss / math.log(2):.4f} bits per character"
-            )
-        if checkpoint_path is not None:
-            write_checkpoint(iteration)
+    # 3. The loop: evaluate when due, stop when done or asked to, else take one step.
+    interrupted = False
+    with _threads(config.num_threads), _tf32_matmuls(device), _InterruptLatch() as latch, \
+            switched_mode(module, True):
+        with _progress_bar(run.iteration, config.max_iters) as progress:
+            try:
+                while True:
+                    if latch.requested:
+                        interrupted = True
+                        break
+                    if run.evaluation_due():
+                        run.evaluate()
+                    if run.iteration >= config.max_iters or run.out_of_patience():
+                        break
+                    run.train_one_step()
+                    progress.update(1)
+            except NonFiniteLossError:
+                raise
+            except BaseException:
+                run.record_progress()  # consistent: history= continues from the last whole step
+                raise
+        # 4. Finish: best weights, whole-split loss, summary, checkpoint.
+        run.finish(interrupted)
     return history
+
+
+@contextlib.contextmanager
+def _progress_bar(start: int, total: int) -> Iterator[Any]:
+    progress = tqdm(total=total, initial=min(start, total), desc="training", unit="step",
+                    dynamic_ncols=True)
+    try:
+        yield progress
+    finally:
+        progress.close()
