@@ -23,7 +23,10 @@ from .evaluate import Estimate, Evaluator, whole_split_loss
 from .history import History
 from .model import CharTransformer, sinusoidal_positions
 from .state import TrainState
-from .plot import plot_attention, plot_losses
+from .plot import LivePlot, plot_attention, plot_losses
+from .presets import PRESETS, SETTING_NAMES, configs_from_settings, resolve_settings
+from .runs import compare_runs, new_run, new_run_path, runs_table
+from .threads import choose_num_threads, measure_threads
 from .train import learning_rate_at, train
 
 __version__ = "0.1.0"
@@ -39,24 +42,35 @@ __all__ = [
     "Evaluator",
     "History",
     "InsecureURLError",
+    "LivePlot",
     "ModelConfig",
     "NonFiniteLossError",
+    "PRESETS",
+    "SETTING_NAMES",
     "TINY_SHAKESPEARE_SHA256",
     "TINY_SHAKESPEARE_URL",
     "TrainConfig",
     "TrainState",
     "choose_device",
+    "choose_num_threads",
+    "compare_runs",
+    "configs_from_settings",
     "choose_precision",
     "compile_supported",
     "describe_device",
     "download",
     "get_batch",
     "learning_rate_at",
+    "measure_threads",
+    "new_run",
+    "new_run_path",
     "load_checkpoint",
     "load_tiny_shakespeare",
     "pick_device",
     "plot_attention",
     "plot_losses",
+    "resolve_settings",
+    "runs_table",
     "save_checkpoint",
     "sinusoidal_positions",
     "train",

@@ -1,16 +1,23 @@
-"""python -m charformer: a short train-and-sample run on Tiny Shakespeare, from the terminal."""
+"""python -m charformer: train a short run, or sample from a saved one, from the terminal.
+
+  python -m charformer train --max-iters 500 --save runs/short.pt
+  python -m charformer sample runs/short.pt --prompt "ROMEO:" --chars 500 --temperature 0.8 --top-k 20 --seed 1
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 import torch
 
 import charformer as cf
 
+COMMANDS = ("train", "sample")
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m charformer", description=__doc__)
+
+def _train_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="a short train-and-sample run (the default command)")
     parser.add_argument("--max-iters", type=int, default=500, help="training steps (default 500)")
     parser.add_argument("--eval-interval", type=int, default=100)
     parser.add_argument("--eval-iters", type=int, default=50)
@@ -19,8 +26,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample-chars", type=int, default=500)
     parser.add_argument("--data-dir", default=None, help="folder holding input.txt")
     parser.add_argument("--save", default=None, help="write a checkpoint here at the end")
-    args = parser.parse_args(argv)
 
+
+def _sample_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("sample", help="print text sampled from a saved run")
+    parser.add_argument("checkpoint", help="a .pt file written by charformer (e.g. runs/cpu-001.pt)")
+    parser.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")
+    parser.add_argument("--chars", type=int, default=500, help="new characters to sample (default 500)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
+    parser.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest")
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--device", choices=cf.device.DEVICE_KINDS, default="cpu")
+
+
+def train_command(args: argparse.Namespace) -> None:
     device = cf.pick_device(args.device)
     print(cf.describe_device(device))
     text = cf.load_tiny_shakespeare(args.data_dir)
@@ -44,5 +63,42 @@ def main(argv: list[str] | None = None) -> None:
     print(tokenizer.decode(sample[0].tolist()))
 
 
+def sample_command(args: argparse.Namespace) -> None:
+    """Only the text goes to stdout: the prompt, then the sampled characters."""
+    if args.chars < 0:
+        raise ValueError(f"--chars must be >= 0, got {args.chars}")
+    if not args.prompt:
+        raise ValueError("--prompt must hold at least one character")
+    checkpoint = cf.load_checkpoint(args.checkpoint, device=cf.pick_device(args.device))
+    tokenizer, model = checkpoint.tokenizer, checkpoint.model
+    prompt = tokenizer.encode(args.prompt)  # the model crops its context to block_size itself
+    device = next(model.parameters()).device
+    idx = torch.tensor([prompt], dtype=torch.long, device=device)
+    generator = torch.Generator().manual_seed(args.seed)
+    out = model.generate(idx, args.chars, temperature=args.temperature, top_k=args.top_k,
+                         generator=generator)
+    new_text = tokenizer.decode(out[0, len(prompt):].tolist())
+    sys.stdout.write(args.prompt + new_text + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
+        argv.insert(0, "train")  # `python -m charformer --max-iters 500` still trains
+    parser = argparse.ArgumentParser(prog="python -m charformer", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _train_parser(subparsers)
+    _sample_parser(subparsers)
+    args = parser.parse_args(argv)
+    command = train_command if args.command == "train" else sample_command
+    try:
+        command(args)
+    except (cf.CharformerError, ValueError, RuntimeError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

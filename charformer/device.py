@@ -91,6 +91,18 @@ def compile_supported(device_type: str, system: str, cuda_capability: tuple[int,
     return device_type in ("cpu", "xla")
 
 
+def choose_compile(requested: bool | None, device_type: str, system: str,
+                   cuda_capability: tuple[int, int] | None) -> bool:
+    """Whether to torch.compile: None means on for supported CUDA GPUs only; True is honoured
+    wherever compile is supported; False never compiles."""
+    if requested is False:
+        return False
+    supported = compile_supported(device_type, system, cuda_capability)
+    if requested is None:
+        return supported and device_type == "cuda"
+    return supported
+
+
 def describe_device(device: torch.device) -> str:
     """One line for the notebook: which device, why it was chosen, threads, torch version."""
     kind = device.type

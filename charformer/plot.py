@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import math
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from matplotlib.figure import Figure
@@ -12,13 +16,16 @@ from .history import History
 
 
 def plot_losses(history: History, *, title: str = "Training and validation loss") -> Figure:
-    """Train and val loss against the step, with ln(65)-style reference left to the caller."""
+    """Train and val loss against the step, the best val evaluation marked."""
     if not history.iters:
         raise ValueError("the History has no evaluations to plot")
-    figure = Figure(figsize=(7, 4), dpi=90)
+    figure = Figure(figsize=(7, 4), dpi=80)
     axes = figure.add_subplot()
     axes.plot(history.iters, history.train_loss, label="train")
     axes.plot(history.iters, history.val_loss, label="val")
+    if history.best_iter is not None and history.best_val_loss is not None:
+        axes.plot([history.best_iter], [history.best_val_loss], "o", color="C3",
+                  label=f"best val {history.best_val_loss:.4f} at step {history.best_iter}")
     axes.set_xlabel("step")
     axes.set_ylabel("cross-entropy loss (nats per character)")
     axes.set_title(title)
@@ -26,6 +33,66 @@ def plot_losses(history: History, *, title: str = "Training and validation loss"
     axes.legend()
     figure.tight_layout()
     return figure
+
+
+def _running_in_a_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+class LivePlot:
+    """Loss curves redrawn in place as training runs: pass it as `train(..., on_evaluation=)`.
+
+    In Jupyter it shows one figure and updates it (at most every `min_seconds`, so drawing stays
+    a small part of training); elsewhere it writes `path` (a PNG) if given. Used as a context
+    manager it draws the final state on exit, so a headless run stores one finished figure.
+    """
+
+    def __init__(self, title: str = "Training and validation loss", *,
+                 path: str | Path | None = None, min_seconds: float = 5.0) -> None:
+        self.title = title
+        self.path = None if path is None else Path(path)
+        self.min_seconds = min_seconds
+        self.history: History | None = None
+        self.draws = 0
+        self._handle: Any = None
+        self._last_draw = -math.inf
+
+    def __call__(self, history: History) -> None:
+        self.history = history
+        if time.perf_counter() - self._last_draw >= self.min_seconds:
+            self.draw()
+
+    def __enter__(self) -> LivePlot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.history is not None and self.history.iters:
+            self.draw()
+
+    def draw(self) -> None:
+        """Render the current History and show it (or write it) now."""
+        assert self.history is not None
+        figure = plot_losses(self.history, title=self.title)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        png = buffer.getvalue()
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_bytes(png)
+        if _running_in_a_kernel():
+            from IPython.display import Image, display
+
+            if self._handle is None:
+                self._handle = display(Image(data=png), display_id=True)
+            else:
+                self._handle.update(Image(data=png))
+        self.draws += 1
+        self._last_draw = time.perf_counter()
 
 
 def plot_attention(

@@ -26,12 +26,15 @@ from tqdm.auto import tqdm
 from .checkpoint import load_model_state, read_checkpoint, save_checkpoint, unwrap_model
 from .config import TrainConfig, describe_model_difference
 from .data import CharTokenizer, get_batch
-from .device import choose_precision, compile_supported, xla_sync
+from .device import choose_compile, choose_precision, xla_sync
 from .errors import CheckpointError, NonFiniteLossError
 from .evaluate import Evaluator, whole_split_loss
 from .history import History
 from .model import CharTransformer, switched_mode
 from .state import TrainState
+
+# What torch.compile builds the training step with (a name or a backend callable).
+COMPILE_BACKEND: Any = "inductor"
 
 # Models that train() has trained in this process, and how many steps they had then.
 _TRAINED_STEPS: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
@@ -157,11 +160,11 @@ class TrainStep:
         self.precision = choose_precision(device.type, bf16)
         self.autocast = _autocast(device, self.precision)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
-        self.forward: nn.Module = module
-        if config.compile:
-            capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
-            if compile_supported(device.type, platform.system(), capability):
-                self.forward = torch.compile(module)  # type: ignore[assignment]
+        capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+        self.compiled = choose_compile(config.compile, device.type, platform.system(), capability)
+        self.forward: Callable[..., Any] = (
+            torch.compile(module, backend=COMPILE_BACKEND, dynamic=False) if self.compiled else module
+        )
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         self.constant_lr = config.warmup_iters == 0 and config.lr_decay_iters is None
 
@@ -169,14 +172,7 @@ class TrainStep:
         if not self.constant_lr:
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate_at(iteration, self.config)
-        with self.autocast:
-            _, loss = self.forward(x, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-        else:
-            loss.backward()
+        loss = self._loss_and_gradients_or_fall_back(x, y)
         if self.device.type == "cpu":
             if not math.isfinite(loss.item()):
                 self.nonfinite.fill_(True)
@@ -194,6 +190,32 @@ class TrainStep:
             self.optimizer.step()
         if self.device.type == "xla":
             xla_sync()  # cut the lazy graph here: one compiled graph per step shape
+
+    def _loss_and_gradients(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with self.autocast:
+            _, loss = self.forward(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        return loss
+
+    def _loss_and_gradients_or_fall_back(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The compiled step; if compiling fails, one printed line and the same step in eager mode."""
+        if self.forward is self.module:
+            return self._loss_and_gradients(x, y)
+        rng = torch.get_rng_state()
+        try:
+            return self._loss_and_gradients(x, y)
+        except Exception as error:  # any compiler failure: the run must not die of it
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            print(f"torch.compile failed ({type(error).__name__}: {reason[:200]}); "
+                  "training continues in eager mode")
+            self.forward, self.compiled = self.module, False
+            torch.set_rng_state(rng)
+            return self._loss_and_gradients(x, y)
 
     def saw_nonfinite(self) -> bool:
         return bool(self.nonfinite)

@@ -45,7 +45,7 @@ def test_train_config_seed_recipe_defaults() -> None:
         16, 1e-3, 5000, 100,
     )
     assert config.lr_decay_iters is None and config.grad_clip >= 0 and config.seed == 1337
-    assert config.num_threads is None and config.compile is False
+    assert config.num_threads is None and config.compile is None and config.keep_best and config.patience is None
 
 
 @pytest.mark.parametrize(
@@ -69,6 +69,9 @@ def test_train_config_seed_recipe_defaults() -> None:
         dict(num_threads=0),
         dict(compile="yes"),
         dict(seed=-1),
+        dict(keep_best=1),
+        dict(patience=0),
+        dict(patience=2.5),
     ],
 )
 def test_train_config_rejects(overrides: dict) -> None:

@@ -1,0 +1,85 @@
+"""Presets: named sets of hyperparameters that fill in whatever the reader did not set.
+
+A value given explicitly (anything but None, in the notebook's hyperparameters cell or by
+papermill `-p`) always beats the preset's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from .config import ModelConfig, TrainConfig
+
+# Every setting a preset can supply: the fields of both configs, less the vocabulary (the data
+# decides it).
+MODEL_SETTINGS = tuple(f.name for f in fields(ModelConfig) if f.name != "vocab_size")
+TRAIN_SETTINGS = tuple(f.name for f in fields(TrainConfig))
+SETTING_NAMES = TRAIN_SETTINGS + MODEL_SETTINGS
+
+# The notebook's default: the seed recipe (batch 16, learning rate 1e-3, 5000 steps, an
+# evaluation every 100) with a model sized for a laptop CPU.
+_CPU: dict[str, Any] = dict(
+    batch_size=16, learning_rate=1e-3, max_iters=5000, eval_interval=100, eval_iters=80,
+    weight_decay=0.01, beta1=0.9, beta2=0.99, grad_clip=0.0, warmup_iters=100,
+    lr_decay_iters=5000, min_lr=1e-4, seed=1337, num_threads=None, compile=None,
+    keep_best=True, patience=None,
+    block_size=32, n_embd=64, n_head=4, n_layer=4, dropout=0.0, attention="fused",
+    positional="learned", activation="relu",
+)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": _CPU,
+    # The tweaking loop on a laptop: half the depth, twice the batch, three times the rate, 1300
+    # steps: about 25 s of training on 2 cores (measured figures: README, notebook section 14).
+    "quick": {**_CPU, "n_layer": 2, "batch_size": 32, "learning_rate": 3e-3, "max_iters": 1300,
+              "lr_decay_iters": 1300, "eval_interval": 100, "eval_iters": 40},
+    # nanoGPT's shakespeare_char model (6 layers, 6 heads, 384 channels, context 256, dropout
+    # 0.2), trained for 2000 steps with the rate decaying over all of them: nanoGPT's 5000 steps
+    # reach their best val near step 1800 and overfit after it.
+    "gpu": {**_CPU, "block_size": 256, "n_embd": 384, "n_head": 6, "n_layer": 6, "dropout": 0.2,
+            "activation": "gelu", "batch_size": 64, "learning_rate": 1e-3, "min_lr": 1e-4,
+            "beta2": 0.99, "grad_clip": 1.0, "weight_decay": 0.1, "warmup_iters": 100,
+            "max_iters": 2000, "lr_decay_iters": 2000, "eval_interval": 250, "eval_iters": 50},
+}
+
+
+def _check_preset(preset: Any) -> dict[str, Any]:
+    if isinstance(preset, str) and preset in PRESETS:
+        return PRESETS[preset]
+    choices = ", ".join(repr(name) for name in PRESETS)
+    hint = ""
+    if isinstance(preset, str) and preset.strip().lower() in PRESETS:
+        hint = f" (names are lower case: did you mean {preset.strip().lower()!r}?)"
+    raise ValueError(f"unknown preset {preset!r}{hint}; choose one of {choices}")
+
+
+def resolve_settings(preset: str, **explicit: Any) -> dict[str, Any]:
+    """The preset's settings with every explicit (non-None) value put over them.
+
+    `lr_decay_iters = 0` asks explicitly for a constant rate (None would mean "the preset's").
+    When `max_iters` is set and `lr_decay_iters` is not, the decay follows the run's length, and
+    the warmup never outlasts the run, so a short run (say max_iters=50) still warms up and decays.
+    """
+    settings = dict(_check_preset(preset))
+    unknown = sorted(set(explicit) - set(SETTING_NAMES))
+    if unknown:
+        raise ValueError(f"unknown settings: {', '.join(unknown)}; known: {', '.join(SETTING_NAMES)}")
+    given = {name: value for name, value in explicit.items() if value is not None}
+    settings.update(given)
+    if "lr_decay_iters" not in given and settings["lr_decay_iters"] is not None:
+        settings["lr_decay_iters"] = settings["max_iters"]
+    if settings["lr_decay_iters"] == 0:
+        settings["lr_decay_iters"] = None
+    if "warmup_iters" not in given:
+        settings["warmup_iters"] = min(settings["warmup_iters"], settings["max_iters"])
+    if settings["lr_decay_iters"] is not None:
+        settings["lr_decay_iters"] = max(settings["lr_decay_iters"], settings["warmup_iters"])
+    return settings
+
+
+def configs_from_settings(settings: dict[str, Any], vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
+    """The ModelConfig and TrainConfig that resolved settings describe (validated as usual)."""
+    model_config = ModelConfig(vocab_size=vocab_size, **{k: settings[k] for k in MODEL_SETTINGS})
+    train_config = TrainConfig(**{k: settings[k] for k in TRAIN_SETTINGS})
+    return model_config, train_config

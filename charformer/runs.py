@@ -1,0 +1,132 @@
+"""Runs kept side by side: a fresh checkpoint name per run, and their curves and numbers compared."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+from matplotlib.figure import Figure
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .config import TrainConfig
+from .model import CharTransformer
+from .presets import configs_from_settings
+from .threads import choose_num_threads
+
+RunLike = Union[str, "os.PathLike[str]", Checkpoint]
+
+
+def new_run_path(folder: str | os.PathLike[str] = "runs", label: str = "run") -> Path:
+    """`folder/<label>-NNN.pt`, NNN one above every numbered run there: never an earlier run's name."""
+    folder = Path(folder)
+    label = re.sub(r"[^A-Za-z0-9_.]+", "-", str(label)).strip("-") or "run"
+    numbers = [
+        int(match.group(1))
+        for path in (folder.glob("*.pt") if folder.is_dir() else [])
+        if (match := re.search(r"-(\d+)\.pt$", path.name))
+    ]
+    return folder / f"{label}-{max(numbers, default=0) + 1:03d}.pt"
+
+
+def new_run(
+    settings: dict[str, Any], vocab_size: int, train_data: torch.Tensor, *,
+    device: torch.device, folder: str | os.PathLike[str] = "runs", label: str = "run",
+) -> tuple[CharTransformer, TrainConfig, Path]:
+    """Everything a new run starts from: a fresh model seeded by `settings["seed"]`, its
+    TrainConfig (with the thread count measured here unless one was set), and a checkpoint path
+    no earlier run uses. Prints both configs, so a run always says what it trains."""
+    model_config, train_config = configs_from_settings(settings, vocab_size)
+    train_config = choose_num_threads(model_config, train_config, train_data, device)
+    print(repr(train_config))
+    print(repr(model_config))
+    torch.manual_seed(train_config.seed)
+    model = CharTransformer(model_config).to(device)
+    path = new_run_path(folder, label)
+    print(f"{model.num_parameters():,} parameters; this run's checkpoint: {path}")
+    return model, train_config, path
+
+
+def _load_runs(runs: Sequence[RunLike]) -> list[Checkpoint]:
+    if isinstance(runs, (str, os.PathLike, Checkpoint)) or not isinstance(runs, Sequence):
+        raise ValueError("runs must be a list of checkpoint paths or Checkpoints")
+    if not runs:
+        raise ValueError("runs is empty: give at least one checkpoint path or Checkpoint")
+    loaded = []
+    for run in runs:
+        if isinstance(run, Checkpoint):
+            loaded.append(run)
+        elif isinstance(run, (str, os.PathLike)):
+            loaded.append(load_checkpoint(run))
+        else:
+            raise ValueError(f"a run must be a checkpoint path or a Checkpoint, got {type(run).__name__}")
+    return loaded
+
+
+def _settings(checkpoint: Checkpoint) -> dict[str, Any]:
+    values = {k: v for k, v in checkpoint.model_config.to_dict().items() if k != "vocab_size"}
+    if checkpoint.train_config is not None:
+        values.update(checkpoint.train_config.to_dict())
+    return values
+
+
+def differing_settings(checkpoints: Sequence[Checkpoint]) -> list[str]:
+    """The config fields whose values are not the same in every run, in config order."""
+    all_settings = [_settings(c) for c in checkpoints]
+    names = list(dict.fromkeys(name for s in all_settings for name in s))
+    return [n for n in names if len({repr(s.get(n, "-")) for s in all_settings}) > 1]
+
+
+def _label(checkpoint: Checkpoint, differing: list[str]) -> str:
+    settings = _settings(checkpoint)
+    detail = ", ".join(f"{name}={settings.get(name, '-')}" for name in differing)
+    return f"{checkpoint.path.stem} ({detail})" if detail else checkpoint.path.stem
+
+
+def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by run") -> Figure:
+    """One figure, one val curve per run (labelled with the settings that differ), best marked."""
+    checkpoints = _load_runs(runs)
+    differing = differing_settings(checkpoints)
+    figure = Figure(figsize=(7, 4), dpi=80)
+    axes = figure.add_subplot()
+    for index, checkpoint in enumerate(checkpoints):
+        history = checkpoint.history
+        if history is None or not history.iters:
+            raise ValueError(f"{checkpoint.path} has no History to plot (a weights-only checkpoint)")
+        color = f"C{index % 10}"
+        axes.plot(history.iters, history.val_loss, color=color, label=_label(checkpoint, differing))
+        if history.best_iter is not None:
+            axes.plot([history.best_iter], [history.best_val_loss], "o", color=color)
+    axes.set_xlabel("step")
+    axes.set_ylabel("val loss (nats per character)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def runs_table(runs: Sequence[RunLike]) -> str:
+    """One line per run: the settings that differ, steps, seconds, best val, whole-split val."""
+    checkpoints = _load_runs(runs)
+    differing = differing_settings(checkpoints)
+    header = ["run", *differing, "steps", "seconds", "best val (step)", "whole val"]
+    rows = [header]
+    for checkpoint in checkpoints:
+        settings = _settings(checkpoint)
+        history = checkpoint.history
+        best = final = seconds = "-"
+        steps = str(checkpoint.iteration)
+        if history is not None:
+            steps, seconds = str(history.iteration), f"{history.train_seconds:.1f}"
+            if history.best_val_loss is not None:
+                best = f"{history.best_val_loss:.4f} ({history.best_iter})"
+            if history.final_val_loss is not None:
+                final = f"{history.final_val_loss:.4f}"
+        rows.append([checkpoint.path.name, *(str(settings.get(n, "-")) for n in differing),
+                     steps, seconds, best, final])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
