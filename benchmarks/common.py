@@ -14,18 +14,18 @@ from . import baseline as bl
 SEED_RECIPE_ITERS = 5000
 BATCH = 16
 LECTURE = dict(n_embd=64, n_head=4, n_layer=4, block_size=32)
-NOTEBOOK_BLOCK_SIZE = 32  # the notebook's default context (its parameters cell)
 
 
 def notebook_default_config(vocab_size: int) -> cf.ModelConfig:
-    """The model the notebook trains by default (keep in step with its parameters cell)."""
-    shape = {**LECTURE, "block_size": NOTEBOOK_BLOCK_SIZE}
-    return cf.ModelConfig(vocab_size=vocab_size, dropout=0.0, **shape)
+    """The model the notebook trains by default: its "cpu" preset."""
+    model_config, _ = cf.configs_from_settings(cf.resolve_settings("cpu"), vocab_size)
+    return model_config
 
 
 def notebook_default_train(max_iters: int = SEED_RECIPE_ITERS) -> cf.TrainConfig:
-    return cf.TrainConfig(max_iters=max_iters, eval_iters=80, warmup_iters=min(100, max_iters),
-                          lr_decay_iters=max_iters, num_threads=1)
+    """The notebook's "cpu" preset for `max_iters` steps, at 1 thread so runs compare."""
+    settings = cf.resolve_settings("cpu", max_iters=max_iters, num_threads=1)
+    return cf.configs_from_settings(settings, vocab_size=65)[1]
 
 
 def load() -> tuple[torch.Tensor, torch.Tensor, cf.CharTokenizer]:

@@ -234,3 +234,17 @@ def test_on_evaluation_sees_each_evaluation_and_its_error_leaves_a_consistent_ru
     assert weights_equal(model, straight_model)
     with pytest.raises(ValueError, match="on_evaluation"):
         cf.train(model, train, val, config, on_evaluation=42)  # type: ignore[arg-type]
+
+
+def test_evaluator_chunking_does_not_change_the_estimate(small) -> None:
+    train, val = small
+    model = tiny_model()
+    small_chunks = cf.Evaluator(train, val, 16, eval_iters=8, batch_size=16, seed=3, chunk_windows=7)
+    one_chunk = cf.Evaluator(train, val, 16, eval_iters=8, batch_size=16, seed=3, chunk_windows=1000)
+    assert torch.equal(small_chunks.val_starts, one_chunk.val_starts)
+    a, b = small_chunks(model), one_chunk(model)
+    assert a.val_loss == pytest.approx(b.val_loss, abs=1e-5) and a.train_loss == pytest.approx(b.train_loss, abs=1e-5)
+    assert len(one_chunk.val_starts) == 8 * 16 and len(one_chunk.train_starts) == 2 * 16
+    from charformer.evaluate import eval_chunk_windows
+
+    assert eval_chunk_windows("cpu") == 64 and eval_chunk_windows("cuda") == 512
