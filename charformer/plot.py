@@ -24,8 +24,8 @@ def plot_losses(history: History, *, title: str = "Training and validation loss"
     axes.plot(history.iters, history.train_loss, label="train")
     axes.plot(history.iters, history.val_loss, label="val")
     if history.best_iter is not None and history.best_val_loss is not None:
-        axes.plot([history.best_iter], [history.best_val_loss], "o", color="C3",
-                  label=f"best val {history.best_val_loss:.4f} at step {history.best_iter}")
+        axes.scatter([history.best_iter], [history.best_val_loss], color="C3", zorder=3,
+                     label=f"best val {history.best_val_loss:.4f} at step {history.best_iter}")
     axes.set_xlabel("step")
     axes.set_ylabel("cross-entropy loss (nats per character)")
     axes.set_title(title)

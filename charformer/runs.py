@@ -99,7 +99,7 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
         color = f"C{index % 10}"
         axes.plot(history.iters, history.val_loss, color=color, label=_label(checkpoint, differing))
         if history.best_iter is not None:
-            axes.plot([history.best_iter], [history.best_val_loss], "o", color=color)
+            axes.scatter([history.best_iter], [history.best_val_loss], color=color, zorder=3)
     axes.set_xlabel("step")
     axes.set_ylabel("val loss (nats per character)")
     axes.set_title(title)
@@ -110,23 +110,22 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
 
 
 def runs_table(runs: Sequence[RunLike]) -> str:
-    """One line per run: the settings that differ, steps, seconds, best val, whole-split val."""
+    """One line per run: its file, the settings that differ between the runs, steps, seconds of
+    training, the best val estimate (and its step) and the whole-split val at the end."""
     checkpoints = _load_runs(runs)
     differing = differing_settings(checkpoints)
-    header = ["run", *differing, "steps", "seconds", "best val (step)", "whole val"]
-    rows = [header]
+    rows = []
     for checkpoint in checkpoints:
         settings = _settings(checkpoint)
         history = checkpoint.history
-        best = final = seconds = "-"
-        steps = str(checkpoint.iteration)
-        if history is not None:
-            steps, seconds = str(history.iteration), f"{history.train_seconds:.1f}"
-            if history.best_val_loss is not None:
-                best = f"{history.best_val_loss:.4f} ({history.best_iter})"
-            if history.final_val_loss is not None:
-                final = f"{history.final_val_loss:.4f}"
-        rows.append([checkpoint.path.name, *(str(settings.get(n, "-")) for n in differing),
-                     steps, seconds, best, final])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        row = [checkpoint.path.name, *(f"{name}={settings.get(name, '-')}" for name in differing)]
+        if history is None:
+            row += [f"{checkpoint.iteration} steps", "- s", "best val -", "whole val -"]
+        else:
+            best = ("best val -" if history.best_val_loss is None
+                    else f"best val {history.best_val_loss:.4f} at step {history.best_iter}")
+            final = "whole val -" if history.final_val_loss is None else f"whole val {history.final_val_loss:.4f}"
+            row += [f"{history.iteration} steps", f"{history.train_seconds:.1f} s", best, final]
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)

@@ -51,6 +51,8 @@ class TrainState:
     best_weights: Weights | None = field(default=None, repr=False)
     last_weights: Weights | None = field(default=None, repr=False)
     model_config: dict[str, Any] | None = None
+    # The characters of the vocabulary the run was trained with, when it was told (tokenizer=).
+    vocabulary: list[str] | None = None
     # The module this state was recorded on, in this process (not saved).
     module_ref: Any = field(default=None, repr=False, compare=False)
 
@@ -103,6 +105,7 @@ class TrainState:
             best_weights=None if saved.get("best_iter") is None else best_weights,
             last_weights=last_weights,
             model_config=dict(payload["model_config"]),
+            vocabulary=list(payload["tokenizer"]["chars"]) if "chars" in payload["tokenizer"] else None,
         )
 
     # -- random streams ---------------------------------------------------------------------

@@ -412,17 +412,23 @@ def _read_resume_checkpoint(
             "resume (write it with train(..., checkpoint_path=...))"
         )
     saved_tokenizer = CharTokenizer.from_dict(payload["tokenizer"])
-    if tokenizer is not None and tokenizer != saved_tokenizer:
-        only_saved = sorted(set(saved_tokenizer.chars) - set(tokenizer.chars))
-        only_here = sorted(set(tokenizer.chars) - set(saved_tokenizer.chars))
-        raise CheckpointError(
-            f"checkpoint {path} was saved with a different vocabulary "
-            f"({saved_tokenizer.vocab_size} characters there, {tokenizer.vocab_size} here; "
-            f"only in the checkpoint: {only_saved!r}; only here: {only_here!r})"
-        )
+    _check_vocabulary(saved_tokenizer.chars, tokenizer, f"checkpoint {path}")
     load_model_state(path, module, payload)
     history = History.from_dict(payload["history"])
     return history, TrainState.from_checkpoint(payload, history.train_seconds), saved_tokenizer
+
+
+def _check_vocabulary(recorded: list[str] | None, tokenizer: CharTokenizer | None, source: str) -> None:
+    """Refuse a tokenizer whose characters differ from those the run was trained with."""
+    if recorded is None or tokenizer is None or list(recorded) == tokenizer.chars:
+        return
+    only_there = sorted(set(recorded) - set(tokenizer.chars))
+    only_here = sorted(set(tokenizer.chars) - set(recorded))
+    error = CheckpointError if source.startswith("checkpoint") else ValueError
+    raise error(
+        f"{source} was recorded with a different vocabulary ({len(recorded)} characters there, "
+        f"{tokenizer.vocab_size} here; only there: {only_there!r}; only here: {only_here!r})"
+    )
 
 
 def _state_to_continue(
@@ -531,6 +537,8 @@ def train(
     if checkpoint_path is not None and tokenizer is None:
         raise ValueError("checkpoint_path needs tokenizer= so that the checkpoint carries its vocabulary")
     _check_fits(state, module, config, source)
+    _check_vocabulary(state.vocabulary, tokenizer, source)
+    state.vocabulary = tokenizer.chars if tokenizer is not None else state.vocabulary
     step = TrainStep(module, config, device)
     batches = torch.Generator().manual_seed(config.seed)
     _restore(state, module, step, batches, device, config)

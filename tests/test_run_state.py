@@ -193,6 +193,9 @@ def test_a_history_that_does_not_fit_is_refused_in_plain_words(small, tokenizer,
         cf.train(tiny_model(n_layer=4), train, val, cf.TrainConfig(max_iters=10, **OVERFIT), resume_from=tmp_path / "r.pt")
     with pytest.raises(ValueError, match="outside this model's vocabulary of 40"):
         cf.train(tiny_model(vocab_size=40), train, val, config)
+    other_vocabulary = cf.CharTokenizer(tokenizer.chars[:-1] + ["é"])
+    with pytest.raises(ValueError, match="history was recorded with a different vocabulary .*only here: \\['é'\\]"):
+        cf.train(four, train, val, cf.TrainConfig(max_iters=40, **OVERFIT), history=history, tokenizer=other_vocabulary)
     with pytest.raises(ValueError, match="not both"):
         cf.train(four, train, val, config, history=history, resume_from=tmp_path / "r.pt")
     assert history.iteration == 20  # nothing was changed by the refusals
