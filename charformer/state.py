@@ -37,9 +37,11 @@ def to_cpu(value: Any) -> Any:
 class TrainState:
     """Where a run stands: steps done, seconds, optimizer and random states, the best weights.
 
-    `best_weights`/`last_weights` are None when the model itself holds them (or, for the best,
-    when no evaluation has happened yet). `model_config` is the ModelConfig (as a dict) of the
-    model the state was recorded with, so a mismatch is caught before PyTorch sees it.
+    `best_weights` is a copy of the best evaluation's weights (None before any evaluation, or
+    when they are not known, as for a History rebuilt from a dict). `last_weights` holds the last
+    step's weights while the model holds the best ones (None when the model holds the last).
+    `model_config` is the ModelConfig (as a dict) of the model the state was recorded with, so a
+    mismatch is caught before PyTorch sees it.
     """
 
     iteration: int = 0
@@ -59,6 +61,19 @@ class TrainState:
     @classmethod
     def fresh(cls, module: nn.Module) -> TrainState:
         return cls(model_config=module.config.to_dict(), module_ref=weakref.ref(module))
+
+    @classmethod
+    def from_history(cls, history: Any, module: nn.Module) -> TrainState:
+        """The state a History returned by `train` carries; for one without (rebuilt with
+        `from_dict`, or left by a failed run), a state at its iteration with no optimizer or
+        random states, so those start fresh, and no best weights."""
+        if history.run_state is not None:
+            return history.run_state
+        return cls(
+            iteration=history.iteration, train_seconds=history.train_seconds,
+            best_iter=history.best_iter, best_val_loss=history.best_val_loss,
+            model_config=module.config.to_dict(),
+        )
 
     # -- checkpoints ------------------------------------------------------------------------
 

@@ -446,20 +446,14 @@ def _state_to_continue(
             )
         torch.manual_seed(config.seed)  # dropout's stream, on a fresh run only
         return History(), TrainState.fresh(module)
-    state = history.run_state
-    if state is None:
+    if history.run_state is None:
         warnings.warn(
             f"this History has no run state (it was rebuilt with from_dict or came from a failed "
             f"run): continuing from step {history.iteration} with a fresh optimizer and batch "
             "stream. To continue a saved run exactly, pass its checkpoint as resume_from=.",
             UserWarning, stacklevel=3,
         )
-        state = TrainState(
-            iteration=history.iteration, train_seconds=history.train_seconds,
-            best_iter=history.best_iter, best_val_loss=history.best_val_loss,
-            model_config=module.config.to_dict(),
-        )
-    return history, state
+    return history, TrainState.from_history(history, module)
 
 
 def _check_fits(state: TrainState, module: CharTransformer, config: TrainConfig, source: str) -> None:
