@@ -58,8 +58,9 @@ def resolve_settings(preset: str, **explicit: Any) -> dict[str, Any]:
     """The preset's settings with every explicit (non-None) value put over them.
 
     `lr_decay_iters = 0` asks explicitly for a constant rate (None would mean "the preset's").
-    When `max_iters` is set and `lr_decay_iters` is not, the decay follows the run's length, and
-    the warmup never outlasts the run, so a short run (say max_iters=50) still warms up and decays.
+    Values you did not set follow the ones you did: the decay follows `max_iters`, the warmup
+    never outlasts the run (so max_iters=50 still warms up and decays), and `min_lr` never
+    exceeds `learning_rate`.
     """
     settings = dict(_check_preset(preset))
     unknown = sorted(set(explicit) - set(SETTING_NAMES))
@@ -71,6 +72,8 @@ def resolve_settings(preset: str, **explicit: Any) -> dict[str, Any]:
         settings["lr_decay_iters"] = settings["max_iters"]
     if settings["lr_decay_iters"] == 0:
         settings["lr_decay_iters"] = None
+    if "min_lr" not in given:  # a learning rate set below the preset's floor lowers the floor
+        settings["min_lr"] = min(settings["min_lr"], settings["learning_rate"])
     if "warmup_iters" not in given:
         settings["warmup_iters"] = min(settings["warmup_iters"], settings["max_iters"])
     if settings["lr_decay_iters"] is not None:

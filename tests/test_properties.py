@@ -129,3 +129,28 @@ def test_train_config_valid_iff_every_field_is(fields: dict) -> None:
     else:
         with pytest.raises(ValueError):
             cf.TrainConfig(**fields)
+
+
+@settings(deadline=None, max_examples=100)
+@given(
+    preset=st.sampled_from(sorted(cf.PRESETS)),
+    explicit=st.fixed_dictionaries({}, optional={
+        "batch_size": st.integers(1, 512),
+        "learning_rate": st.floats(1e-5, 1e-1),
+        "max_iters": st.integers(1, 10_000),
+        "n_layer": st.integers(1, 12),
+        "dropout": st.floats(0.0, 0.9),
+        "activation": st.sampled_from(["relu", "gelu"]),
+        "num_threads": st.integers(1, 8),
+        "patience": st.integers(1, 20),
+    }),
+)
+def test_explicit_values_always_beat_any_preset(preset: str, explicit: dict) -> None:
+    resolved = cf.resolve_settings(preset, **explicit)
+    assert {k: resolved[k] for k in explicit} == explicit
+    untouched = set(cf.SETTING_NAMES) - set(explicit) - {"warmup_iters", "lr_decay_iters", "min_lr"}
+    assert all(resolved[k] == cf.PRESETS[preset][k] for k in untouched)
+    model_config, train_config = cf.configs_from_settings(resolved, 65)  # always a valid pair
+    assert train_config.max_iters == resolved["max_iters"] and model_config.n_layer == resolved["n_layer"]
+    assert train_config.warmup_iters <= train_config.max_iters
+    assert train_config.min_lr == min(cf.PRESETS[preset]["min_lr"], train_config.learning_rate)
