@@ -139,13 +139,11 @@ class TrainState:
 
     # -- best weights -----------------------------------------------------------------------
 
-    def record_evaluation(self, iteration: int, val_loss: float, module: nn.Module) -> bool:
+    def record_evaluation(self, iteration: int, val_loss: float, module: nn.Module) -> None:
         """Remember the weights if this val estimate is a new best (the first wins a tie)."""
-        if self.best_val_loss is not None and val_loss >= self.best_val_loss:
-            return False
-        self.best_iter, self.best_val_loss = iteration, val_loss
-        self.best_weights = copy_weights(module)
-        return True
+        if self.best_val_loss is None or val_loss < self.best_val_loss:
+            self.best_iter, self.best_val_loss = iteration, val_loss
+            self.best_weights = copy_weights(module)
 
     def hold_best(self, module: nn.Module) -> bool:
         """Put the best weights into `module`, keeping the last ones here to continue from."""

@@ -143,8 +143,6 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     return contextlib.nullcontext()
 
 
-
-
 class TrainStep:
     """One optimizer step: learning rate, forward under autocast, backward, clipping, update.
 
@@ -161,9 +159,9 @@ class TrainStep:
         self.autocast = _autocast(device, self.precision)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
-        self.compiled = choose_compile(config.compile, device.type, platform.system(), capability)
+        compiled = choose_compile(config.compile, device.type, platform.system(), capability)
         self.forward: Callable[..., Any] = (
-            torch.compile(module, backend=COMPILE_BACKEND, dynamic=False) if self.compiled else module
+            torch.compile(module, backend=COMPILE_BACKEND, dynamic=False) if compiled else module
         )
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         self.constant_lr = config.warmup_iters == 0 and config.lr_decay_iters is None
@@ -213,7 +211,7 @@ class TrainStep:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
             print(f"torch.compile failed ({type(error).__name__}: {reason[:200]}); "
                   "training continues in eager mode")
-            self.forward, self.compiled = self.module, False
+            self.forward = self.module
             torch.set_rng_state(rng)
             return self._loss_and_gradients(x, y)
 
@@ -378,7 +376,7 @@ def _summary(history: History, config: TrainConfig, kept_best: bool) -> str:
 
 
 def _check_arguments(
-    model: nn.Module, config: TrainConfig, history: History | None,
+    model: nn.Module, config: TrainConfig, history: History | None, tokenizer: CharTokenizer | None,
     checkpoint_path: Any, checkpoint_every: int | None, resume_from: Any, on_evaluation: Any,
 ) -> CharTransformer:
     if not isinstance(config, TrainConfig):
@@ -396,15 +394,18 @@ def _check_arguments(
         raise ValueError(f"checkpoint_every must be None or an int >= 1, got {checkpoint_every!r}")
     if checkpoint_every is not None and checkpoint_path is None:
         raise ValueError("checkpoint_every needs a checkpoint_path to write to")
+    if checkpoint_path is not None and tokenizer is None and resume_from is None:
+        raise ValueError("checkpoint_path needs tokenizer= so that the checkpoint carries its vocabulary")
     if on_evaluation is not None and not callable(on_evaluation):
         raise ValueError(f"on_evaluation must be callable, got {on_evaluation!r}")
     return module
 
 
 def _read_resume_checkpoint(
-    path: Path, module: CharTransformer, tokenizer: CharTokenizer | None
+    path: Path, module: CharTransformer, tokenizer: CharTokenizer | None, config: TrainConfig
 ) -> tuple[History, TrainState, CharTokenizer]:
-    """The History, TrainState and vocabulary of a checkpoint that train() wrote; weights loaded."""
+    """The History, TrainState and vocabulary of a checkpoint that train() wrote, its weights
+    loaded into `module` only once every check has passed (a refusal leaves the model as it was)."""
     payload = read_checkpoint(path)
     if payload.get("training_state") is None or payload.get("history") is None:
         raise CheckpointError(
@@ -412,29 +413,42 @@ def _read_resume_checkpoint(
             "resume (write it with train(..., checkpoint_path=...))"
         )
     saved_tokenizer = CharTokenizer.from_dict(payload["tokenizer"])
-    _check_vocabulary(saved_tokenizer.chars, tokenizer, f"checkpoint {path}")
-    load_model_state(path, module, payload)
     history = History.from_dict(payload["history"])
-    return history, TrainState.from_checkpoint(payload, history.train_seconds), saved_tokenizer
+    state = TrainState.from_checkpoint(payload, history.train_seconds)
+    source = f"checkpoint {path}"
+    _check_vocabulary(saved_tokenizer.chars, tokenizer, source, CheckpointError)
+    _check_max_iters(state, config, source, CheckpointError)
+    load_model_state(path, module, payload)  # refuses a different model, naming what differs
+    return history, state, saved_tokenizer
 
 
-def _check_vocabulary(recorded: list[str] | None, tokenizer: CharTokenizer | None, source: str) -> None:
+def _check_vocabulary(recorded: list[str] | None, tokenizer: CharTokenizer | None, source: str,
+                      error: type[ValueError]) -> None:
     """Refuse a tokenizer whose characters differ from those the run was trained with."""
     if recorded is None or tokenizer is None or list(recorded) == tokenizer.chars:
         return
     only_there = sorted(set(recorded) - set(tokenizer.chars))
     only_here = sorted(set(tokenizer.chars) - set(recorded))
-    error = CheckpointError if source.startswith("checkpoint") else ValueError
     raise error(
         f"{source} was recorded with a different vocabulary ({len(recorded)} characters there, "
         f"{tokenizer.vocab_size} here; only there: {only_there!r}; only here: {only_here!r})"
     )
 
 
+def _check_max_iters(state: TrainState, config: TrainConfig, source: str, error: type[ValueError]) -> None:
+    if config.max_iters < state.iteration:
+        raise error(
+            f"{source} has {state.iteration} steps already; max_iters={config.max_iters} is below "
+            f"that (raise max_iters to {state.iteration} + the steps you want to add)"
+        )
+
+
 def _state_to_continue(
-    module: CharTransformer, history: History | None, config: TrainConfig
+    module: CharTransformer, history: History | None, config: TrainConfig,
+    tokenizer: CharTokenizer | None,
 ) -> tuple[History, TrainState]:
-    """The History and TrainState a call starts from when no checkpoint is given."""
+    """The History and TrainState a call starts from when no checkpoint is given; a history that
+    this model, config or vocabulary cannot continue is refused in the user's terms."""
     if history is None:
         if module in _TRAINED_STEPS:
             warnings.warn(
@@ -446,6 +460,18 @@ def _state_to_continue(
             )
         torch.manual_seed(config.seed)  # dropout's stream, on a fresh run only
         return History(), TrainState.fresh(module)
+    state = TrainState.from_history(history, module)
+    difference = describe_model_difference(state.model_config or {}, module.config.to_dict(), "history")
+    if state.model_config is not None and difference:
+        raise ValueError(difference)
+    _check_max_iters(state, config, "history", ValueError)
+    trained = state.module_ref() if state.module_ref is not None else None
+    if trained is not None and trained is not module and state.last_weights is None:
+        raise ValueError(
+            "this history belongs to another model object; pass the model that train() returned "
+            "it for, or continue from its checkpoint with resume_from="
+        )
+    _check_vocabulary(state.vocabulary, tokenizer, "history", ValueError)
     if history.run_state is None:
         warnings.warn(
             f"this History has no run state (it was rebuilt with from_dict or came from a failed "
@@ -453,27 +479,7 @@ def _state_to_continue(
             "stream. To continue a saved run exactly, pass its checkpoint as resume_from=.",
             UserWarning, stacklevel=3,
         )
-    return history, TrainState.from_history(history, module)
-
-
-def _check_fits(state: TrainState, module: CharTransformer, config: TrainConfig, source: str) -> None:
-    """Refuse, in the user's terms, a history or checkpoint that this model or config cannot continue."""
-    difference = describe_model_difference(state.model_config or {}, module.config.to_dict(), source)
-    if state.model_config is not None and difference:
-        error = CheckpointError if source.startswith("checkpoint") else ValueError
-        raise error(difference)
-    if config.max_iters < state.iteration:
-        error = CheckpointError if source.startswith("checkpoint") else ValueError
-        raise error(
-            f"{source} has {state.iteration} steps already; max_iters={config.max_iters} is below "
-            f"that (raise max_iters to {state.iteration} + the steps you want to add)"
-        )
-    trained = state.module_ref() if state.module_ref is not None else None
-    if trained is not None and trained is not module and state.last_weights is None:
-        raise ValueError(
-            "this history belongs to another model object; pass the model that train() returned "
-            "it for, or continue from its checkpoint with resume_from="
-        )
+    return history, state
 
 
 def _restore(state: TrainState, run_module: CharTransformer, step: TrainStep,
@@ -514,7 +520,7 @@ def train(
     `checkpoint_path` is rewritten every `checkpoint_every` evaluations (None: at the end only).
     """
     # 1. Check the arguments.
-    module = _check_arguments(model, config, history, checkpoint_path, checkpoint_every,
+    module = _check_arguments(model, config, history, tokenizer, checkpoint_path, checkpoint_every,
                               resume_from, on_evaluation)
     device = torch.device(device) if device is not None else next(module.parameters()).device
     module.to(device)
@@ -523,15 +529,9 @@ def train(
 
     # 2. Build or restore the run's state.
     if resume_from is not None:
-        source = f"checkpoint {resume_from}"
-        history, state, tokenizer = _read_resume_checkpoint(Path(resume_from), module, tokenizer)
+        history, state, tokenizer = _read_resume_checkpoint(Path(resume_from), module, tokenizer, config)
     else:
-        source = "history"
-        history, state = _state_to_continue(module, history, config)
-    if checkpoint_path is not None and tokenizer is None:
-        raise ValueError("checkpoint_path needs tokenizer= so that the checkpoint carries its vocabulary")
-    _check_fits(state, module, config, source)
-    _check_vocabulary(state.vocabulary, tokenizer, source)
+        history, state = _state_to_continue(module, history, config, tokenizer)
     state.vocabulary = tokenizer.chars if tokenizer is not None else state.vocabulary
     step = TrainStep(module, config, device)
     batches = torch.Generator().manual_seed(config.seed)

@@ -189,8 +189,11 @@ def test_a_history_that_does_not_fit_is_refused_in_plain_words(small, tokenizer,
         cf.train(four, train, val, cf.TrainConfig(max_iters=10, **OVERFIT), history=history)
     with pytest.raises(cf.CheckpointError, match="4 layers; this model has 3 layers"):
         cf.train(tiny_model(n_layer=3), train, val, cf.TrainConfig(max_iters=40, **OVERFIT), resume_from=tmp_path / "r.pt")
+    untouched = tiny_model(n_layer=4, seed=5)
+    before = {k: v.clone() for k, v in untouched.state_dict().items()}
     with pytest.raises(cf.CheckpointError, match="max_iters=10 is below"):
-        cf.train(tiny_model(n_layer=4), train, val, cf.TrainConfig(max_iters=10, **OVERFIT), resume_from=tmp_path / "r.pt")
+        cf.train(untouched, train, val, cf.TrainConfig(max_iters=10, **OVERFIT), resume_from=tmp_path / "r.pt")
+    assert weights_equal(untouched, before)  # a refused resume leaves the model as it was
     with pytest.raises(ValueError, match="outside this model's vocabulary of 40"):
         cf.train(tiny_model(vocab_size=40), train, val, config)
     other_vocabulary = cf.CharTokenizer(tokenizer.chars[:-1] + ["é"])
