@@ -518,6 +518,16 @@ def train(
     `history=` (this process) or `resume_from=` (a checkpoint `train` wrote): both continue from
     the last step's weights, optimizer and random streams, never from the restored best.
     `checkpoint_path` is rewritten every `checkpoint_every` evaluations (None: at the end only).
+
+    The steps themselves are a plain loop. On the CPU, with `keep_best=False`, a fresh model
+    ends with the very same weights (`torch.equal`) as this loop run on a model built under the
+    same seed (tests/test_hand_loop.py keeps it true): `torch.manual_seed(config.seed)`; batches
+    from `get_batch(train_data, batch_size, block_size, generator=g)` with
+    `g = torch.Generator().manual_seed(config.seed)`; `torch.optim.AdamW` with `fused=True`,
+    `betas=(beta1, beta2)` and two groups (`weight_decay` on the 2-D weights, 0 on the rest); and
+    at each step: every group's lr set to `learning_rate_at(step, config)`, forward, loss,
+    `zero_grad(set_to_none=True)`, backward, `clip_grad_norm_` when `grad_clip > 0`, step.
+    Evaluations draw nothing from either random stream.
     """
     # 1. Check the arguments.
     module = _check_arguments(model, config, history, tokenizer, checkpoint_path, checkpoint_every,
