@@ -8,7 +8,7 @@ from typing import Any
 
 ATTENTION_MODES = ("fused", "explicit")
 ACTIVATIONS = ("relu", "gelu")
-POSITIONAL_MODES = ("learned", "sinusoidal")
+POSITIONAL_MODES = ("learned", "sinusoidal", "none")
 
 
 def _require_int(name: str, value: Any, minimum: int) -> None:
