@@ -78,3 +78,37 @@ def test_compare_runs_annotates_the_best_and_the_runs_within_noise(tmp_path: Pat
     assert len(bars) == 3  # one standard-error bar per best evaluation
     (segment,) = bars[0].get_segments()
     assert segment[:, 1].tolist() == pytest.approx([1.7523 - 0.0094, 1.7523 + 0.0094])
+
+
+def _finished(val_loss: list[float], val_stderr: list[float]) -> cf.History:
+    best = min(range(len(val_loss)), key=val_loss.__getitem__)
+    iters = [100 * i for i in range(len(val_loss))]
+    return cf.History(iters=iters, train_loss=list(val_loss), val_loss=val_loss, val_stderr=val_stderr,
+                      elapsed=[1.0] * len(iters), iteration=iters[-1], train_seconds=9.0,
+                      final_val_loss=val_loss[best], best_iter=iters[best], best_val_loss=val_loss[best])
+
+
+def test_the_summary_says_when_the_best_is_within_one_standard_error_of_the_last() -> None:
+    from charformer.train import _summary
+
+    config = cf.TrainConfig()
+    close = _summary(_finished([2.0, 1.7480, 1.7503], [0.01, 0.0094, 0.0094]), config, kept_best=True)
+    assert ("best at step 100 (1.7480 ± 0.0094) is within one standard error of the last "
+            "evaluation (1.7503)") in close
+    far = _summary(_finished([2.0, 1.7480, 1.7700], [0.01, 0.0094, 0.0094]), config, kept_best=True)
+    assert "standard error" not in far
+    last_is_best = _summary(_finished([2.0, 1.7503], [0.01, 0.0094]), config, kept_best=False)
+    assert "standard error" not in last_is_best
+    old = _summary(_finished([2.0, 1.7480, 1.7503], []), config, kept_best=True)  # no s.e. recorded
+    assert "standard error" not in old and "best val 1.7480 at step 100 (kept)" in old
+
+
+def test_a_real_run_prints_the_verdict_its_numbers_call_for(splits, capsys) -> None:
+    train_data, val_data = splits
+    config = cf.TrainConfig(max_iters=60, batch_size=8, learning_rate=3e-3, eval_interval=10, eval_iters=8)
+    history = cf.train(tiny_model(), train_data, val_data, config)
+    printed = capsys.readouterr().out
+    best_se = history.val_stderr[history.iters.index(history.best_iter)]
+    within = history.best_iter != history.iteration and history.val_loss[-1] - history.best_val_loss < best_se
+    assert ("within one standard error of the last evaluation" in printed) == within
+    assert all(0 < se < 0.5 for se in history.val_stderr)
