@@ -24,7 +24,15 @@ from .history import History
 from .model import CharTransformer, sinusoidal_positions
 from .state import TrainState
 from .plot import LivePlot, plot_attention, plot_losses
-from .presets import PRESETS, SETTING_NAMES, configs_from_settings, resolve_settings
+from .presets import (
+    PRESETS,
+    SETTING_NAMES,
+    changed_settings,
+    configs_from_settings,
+    resolve_settings,
+    setting_sources,
+    settings_table,
+)
 from .runs import compare_runs, new_run, new_run_path, runs_table
 from .threads import choose_num_threads, measure_threads
 from .train import learning_rate_at, train
@@ -51,6 +59,7 @@ __all__ = [
     "TINY_SHAKESPEARE_URL",
     "TrainConfig",
     "TrainState",
+    "changed_settings",
     "choose_device",
     "choose_num_threads",
     "compare_runs",
@@ -72,6 +81,8 @@ __all__ = [
     "resolve_settings",
     "runs_table",
     "save_checkpoint",
+    "setting_sources",
+    "settings_table",
     "sinusoidal_positions",
     "train",
     "train_val_split",
