@@ -21,15 +21,29 @@ RunLike = Union[str, "os.PathLike[str]", Checkpoint]
 
 
 def new_run_path(folder: str | os.PathLike[str] = "runs", label: str = "run") -> Path:
-    """`folder/<label>-NNN.pt`, NNN one above every numbered run there: never an earlier run's name."""
+    """`folder/<label>-NNN.pt`, NNN one above every numbered run there, reserved on disk.
+
+    A path once handed out is never handed out again, in this process or another: the file is
+    created empty (O_CREAT | O_EXCL, atomic on local file systems) as a placeholder that the run's
+    checkpoint later replaces; a name another caller took first moves the number on.
+    `runs_table` lists a placeholder as a run with no checkpoint yet.
+    """
     folder = Path(folder)
     label = re.sub(r"[^A-Za-z0-9_.]+", "-", str(label)).strip("-") or "run"
+    folder.mkdir(parents=True, exist_ok=True)
     numbers = [
         int(match.group(1))
-        for path in (folder.glob("*.pt") if folder.is_dir() else [])
+        for path in folder.glob("*.pt")
         if (match := re.search(r"-(\d+)\.pt$", path.name))
     ]
-    return folder / f"{label}-{max(numbers, default=0) + 1:03d}.pt"
+    number = max(numbers, default=0) + 1
+    while True:
+        path = folder / f"{label}-{number:03d}.pt"
+        try:
+            with open(path, "x"):
+                return path
+        except FileExistsError:
+            number += 1
 
 
 def new_run(
@@ -50,7 +64,13 @@ def new_run(
     return model, train_config, path
 
 
-def _load_runs(runs: Sequence[RunLike]) -> list[Checkpoint]:
+def _is_reserved(path: Path) -> bool:
+    """An empty file: a name new_run_path reserved whose run has not written its checkpoint yet."""
+    return path.is_file() and path.stat().st_size == 0
+
+
+def _load_runs(runs: Sequence[RunLike]) -> list[Checkpoint | Path]:
+    """Each run's checkpoint, or its path when it is still an empty placeholder (reserved)."""
     if isinstance(runs, (str, os.PathLike, Checkpoint)) or not isinstance(runs, Sequence):
         raise ValueError("runs must be a list of checkpoint paths or Checkpoints")
     if not runs:
@@ -60,7 +80,7 @@ def _load_runs(runs: Sequence[RunLike]) -> list[Checkpoint]:
         if isinstance(run, Checkpoint):
             loaded.append(run)
         elif isinstance(run, (str, os.PathLike)):
-            loaded.append(load_checkpoint(run))
+            loaded.append(Path(run) if _is_reserved(Path(run)) else load_checkpoint(run))
         else:
             raise ValueError(f"a run must be a checkpoint path or a Checkpoint, got {type(run).__name__}")
     return loaded
@@ -87,8 +107,13 @@ def _label(checkpoint: Checkpoint, differing: list[str]) -> str:
 
 
 def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by run") -> Figure:
-    """One figure, one val curve per run (labelled with the settings that differ), best marked."""
-    checkpoints = _load_runs(runs)
+    """One figure, one val curve per run (labelled with the settings that differ), best marked.
+
+    Runs reserved by new_run_path that have no checkpoint yet are left out.
+    """
+    checkpoints = [c for c in _load_runs(runs) if isinstance(c, Checkpoint)]
+    if not checkpoints:
+        raise ValueError("none of these runs has written a checkpoint yet: nothing to plot")
     differing = differing_settings(checkpoints)
     figure = Figure(figsize=(7, 4), dpi=80)
     axes = figure.add_subplot()
@@ -111,11 +136,16 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
 
 def runs_table(runs: Sequence[RunLike]) -> str:
     """One line per run: its file, the settings that differ between the runs, steps, seconds of
-    training, the best val estimate (and its step) and the whole-split val at the end."""
-    checkpoints = _load_runs(runs)
-    differing = differing_settings(checkpoints)
+    training, the best val estimate (and its step) and the whole-split val at the end ("-" when
+    it was not measured, as for an interrupted run). A path new_run_path reserved whose run has
+    not written its checkpoint yet is listed as such."""
+    loaded = _load_runs(runs)
+    differing = differing_settings([c for c in loaded if isinstance(c, Checkpoint)])
     rows = []
-    for checkpoint in checkpoints:
+    for checkpoint in loaded:
+        if isinstance(checkpoint, Path):
+            rows.append([checkpoint.name, "no checkpoint yet (reserved by new_run_path)"])
+            continue
         settings = _settings(checkpoint)
         history = checkpoint.history
         row = [checkpoint.path.name, *(f"{name}={settings.get(name, '-')}" for name in differing)]
@@ -127,5 +157,6 @@ def runs_table(runs: Sequence[RunLike]) -> str:
             final = "whole val -" if history.final_val_loss is None else f"whole val {history.final_val_loss:.4f}"
             row += [f"{history.iteration} steps", f"{history.train_seconds:.1f} s", best, final]
         rows.append(row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    measured = [row for row in rows if len(row) > 2] or rows  # a reserved row spans the rest
+    widths = [max(len(row[i]) for row in measured) for i in range(len(measured[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)

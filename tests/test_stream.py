@@ -136,3 +136,14 @@ def test_a_batch_of_more_than_one_is_refused_by_name() -> None:
 def test_temperature_and_top_k_are_keyword_only() -> None:
     with pytest.raises(TypeError):
         tiny_model().stream(torch.zeros((1, 1), dtype=torch.long), 3, 0.5)  # type: ignore[misc]
+
+
+def test_numpy_numbers_and_any_integer_dtype_as_generate_takes_them() -> None:
+    np = pytest.importorskip("numpy")
+    model = tiny_model()
+    prompt = torch.tensor([[5, 9, 2]], dtype=torch.int16)
+    expected = model.generate(prompt, np.int64(12), temperature=np.float32(0.7), top_k=np.int32(4),
+                              generator=seeded(1))
+    streamed = model.stream(prompt, np.int64(12), temperature=np.float32(0.7), top_k=np.int32(4),
+                            generator=seeded(1))
+    assert list(streamed) == expected[0, 3:].tolist()
