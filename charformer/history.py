@@ -56,6 +56,13 @@ class History:
             raise ValueError("History lists iters, train_loss and val_loss differ in length")
         return history
 
+    def val_stderr_at(self, iteration: int | None) -> float | None:
+        """The standard error of the val estimate made at `iteration` (None where not recorded,
+        as in checkpoints written before standard errors were kept)."""
+        if iteration is None or iteration not in self.iters or len(self.val_stderr) != len(self.iters):
+            return None
+        return self.val_stderr[self.iters.index(iteration)]
+
     def evaluations_since_best(self) -> int:
         """Evaluations after the best one (0 when the last evaluation is the best)."""
         if self.best_iter is None or self.best_iter not in self.iters:

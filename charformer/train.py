@@ -394,6 +394,14 @@ def _summary(history: History, config: TrainConfig, kept_best: bool) -> str:
         lines.append(f"{best} (its weights are not in memory: kept the last)")
     else:
         lines.append(f"{best} (not kept: keep_best=False)")
+    best_stderr = history.val_stderr_at(history.best_iter)
+    gap = history.val_loss[-1] - history.best_val_loss if history.best_val_loss is not None else None
+    if history.best_iter != history.iteration and best_stderr is not None and gap is not None \
+            and gap < best_stderr:
+        lines.append(
+            f"best at step {history.best_iter} ({history.best_val_loss:.4f} ± {best_stderr:.4f}) is "
+            f"within one standard error of the last evaluation ({history.val_loss[-1]:.4f})"
+        )
     lines.append(
         f"whole val split {history.final_val_loss:.4f} nats = "
         f"{history.final_val_loss / math.log(2):.4f} bits per character"  # type: ignore[operator]
@@ -577,6 +585,16 @@ def train(
     `history=` (this process) or `resume_from=` (a checkpoint `train` wrote): both continue from
     the last step's weights, optimizer and random streams, never from the restored best.
     `checkpoint_path` is rewritten every `checkpoint_every` evaluations (None: at the end only).
+
+    The steps themselves are a plain loop. On the CPU, with `keep_best=False`, a fresh model
+    ends with the very same weights (`torch.equal`) as this loop run on a model built under the
+    same seed (tests/test_hand_loop.py keeps it true): `torch.manual_seed(config.seed)`; batches
+    from `get_batch(train_data, batch_size, block_size, generator=g)` with
+    `g = torch.Generator().manual_seed(config.seed)`; `torch.optim.AdamW` with `fused=True`,
+    `betas=(beta1, beta2)` and two groups (`weight_decay` on the 2-D weights, 0 on the rest); and
+    at each step: every group's lr set to `learning_rate_at(step, config)`, forward, loss,
+    `zero_grad(set_to_none=True)`, backward, `clip_grad_norm_` when `grad_clip > 0`, step.
+    Evaluations draw nothing from either random stream.
 
     Contracts:
     - A continued run uses the config it is given for the learning rate, weight decay and betas
