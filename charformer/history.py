@@ -25,8 +25,9 @@ class History:
     train_seconds: float = 0.0
     # Standard error of each val estimate (from per-window losses).
     val_stderr: list[float] = field(default_factory=list)
-    # Mean loss over every character of the val split, measured on the weights the model ends
-    # with when a run finishes.
+    # Mean loss over every character of the val split, measured on the weights the model holds
+    # when a run finishes; None when it was not measured (an interrupted or failed run), never
+    # an earlier run's number.
     final_val_loss: float | None = None
     best_iter: int | None = None
     best_val_loss: float | None = None

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import as_int, as_real, check_token_dtype
 from .config import ModelConfig
 
 
@@ -163,17 +164,18 @@ class CharTransformer(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def _check_idx(self, idx: torch.Tensor) -> None:
+    def _check_idx(self, idx: torch.Tensor) -> torch.Tensor:
+        """`idx` as int64 once its shape and dtype (any integer dtype) are checked."""
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
             raise ValueError("idx must be a 2-D tensor of token ids, shape (batch, time)")
-        if idx.dtype not in (torch.long, torch.int32):
-            raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}")
+        check_token_dtype("idx", idx)
         if idx.size(1) < 1:
             raise ValueError("idx must hold at least one token per row")
         if idx.size(1) > self.config.block_size:
             raise ValueError(
                 f"sequence length {idx.size(1)} exceeds block_size {self.config.block_size}"
             )
+        return idx.long()
 
     def _embed(self, idx: torch.Tensor) -> torch.Tensor:
         T = idx.size(1)
@@ -187,18 +189,28 @@ class CharTransformer(nn.Module):
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, vocab) for every position; the mean cross-entropy when `targets` is given."""
-        self._check_idx(idx)
+        """Logits (B, T, vocab) for every position; the mean cross-entropy when `targets` is given.
+
+        `idx` and `targets` may be of any integer dtype; floating-point ids are refused.
+        """
+        idx = self._check_idx(idx)
+        if targets is not None:
+            if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
+                raise ValueError(
+                    f"targets must be a tensor of the same shape as idx {tuple(idx.shape)}, got "
+                    f"{tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__}"
+                )
+            check_token_dtype("targets", targets)
         logits = self.head(self.ln_f(self._hidden_states(idx)))  # (B, T, V)
         if targets is None:
             return logits, None
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1).long())
         return logits, loss
 
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
         """Every layer's softmax attention weights, (n_layer, B, n_head, T, T), in eval mode."""
-        self._check_idx(idx)
+        idx = self._check_idx(idx)
         maps = []
         with eval_mode(self):
             x = self._embed(idx)
@@ -228,6 +240,8 @@ class CharTransformer(nn.Module):
     ) -> torch.Tensor:
         """Extend `idx` (B, T) by `max_new_tokens` sampled tokens; temperature 0 means greedy.
 
+        `idx` may be of any integer dtype (the result is int64); the numbers may be numpy scalars.
+
         Runs in eval mode under inference mode (the previous mode is restored), writes into one
         preallocated buffer, and computes only the last position's logits at each step.
         """
@@ -239,19 +253,15 @@ class CharTransformer(nn.Module):
             raise ValueError(f"max_new_tokens must be an int, got {max_new_tokens!r}") from None
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float))
-            or not math.isfinite(temperature)
-            or temperature < 0
-        ):
+        temperature = as_real("temperature", temperature)  # Python or numpy numbers
+        if temperature < 0:
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
+        if top_k is not None:
+            top_k = as_int("top_k", top_k, 1)  # None (off) or an int >= 1
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.size(1) < 1:
             raise ValueError("idx must be a 2-D tensor (batch, time) with at least one token")
-        if idx.dtype not in (torch.long, torch.int32):
-            raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}")
+        check_token_dtype("idx", idx)
+        idx = idx.long()
         vocab_size = self.config.vocab_size
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
             raise ValueError(f"idx holds token ids outside the vocabulary (0..{vocab_size - 1})")

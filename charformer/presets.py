@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+from .checks import as_int
 from .config import ModelConfig, TrainConfig
 from .tables import aligned
 
@@ -45,6 +46,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# The most of a run the warmup takes when it was not set explicitly: the rest decays.
+WARMUP_FRACTION = 0.1
+
+
 def _check_preset(preset: Any) -> dict[str, Any]:
     if isinstance(preset, str) and preset in PRESETS:
         return PRESETS[preset]
@@ -59,8 +64,10 @@ def resolve_settings(preset: str, **explicit: Any) -> dict[str, Any]:
     """The preset's settings with every explicit (non-None) value put over them.
 
     `lr_decay_iters = 0` asks explicitly for a constant rate (None would mean "the preset's").
-    Values you did not set follow the ones you did: the decay follows `max_iters`, the warmup
-    never outlasts the run (so max_iters=50 still warms up and decays), and `min_lr` never
+    Values you did not set follow the ones you did: the decay follows `max_iters`; the warmup is
+    the preset's or a tenth of the run, whichever is shorter (`WARMUP_FRACTION`), so a preset
+    run of any length warms up for a fraction of it and then decays toward `min_lr` (max_iters=50:
+    5 warmup steps, then 45 decaying ones; under 10 steps, no warmup); and `min_lr` never
     exceeds `learning_rate`.
     """
     settings = dict(_check_preset(preset))
@@ -76,7 +83,8 @@ def resolve_settings(preset: str, **explicit: Any) -> dict[str, Any]:
     if "min_lr" not in given:  # a learning rate set below the preset's floor lowers the floor
         settings["min_lr"] = min(settings["min_lr"], settings["learning_rate"])
     if "warmup_iters" not in given:
-        settings["warmup_iters"] = min(settings["warmup_iters"], settings["max_iters"])
+        run_length = as_int("max_iters", settings["max_iters"], 1)
+        settings["warmup_iters"] = min(settings["warmup_iters"], int(run_length * WARMUP_FRACTION))
     if settings["lr_decay_iters"] is not None:
         settings["lr_decay_iters"] = max(settings["lr_decay_iters"], settings["warmup_iters"])
     return settings

@@ -24,15 +24,29 @@ RunLike = Union[str, "os.PathLike[str]", Checkpoint]
 
 
 def new_run_path(folder: str | os.PathLike[str] = "runs", label: str = "run") -> Path:
-    """`folder/<label>-NNN.pt`, NNN one above every numbered run there: never an earlier run's name."""
+    """`folder/<label>-NNN.pt`, NNN one above every numbered run there, reserved on disk.
+
+    A path once handed out is never handed out again, in this process or another: the file is
+    created empty (O_CREAT | O_EXCL, atomic on local file systems) as a placeholder that the run's
+    checkpoint later replaces; a name another caller took first moves the number on.
+    `runs_table` lists a placeholder as a run with no checkpoint yet.
+    """
     folder = Path(folder)
     label = re.sub(r"[^A-Za-z0-9_.]+", "-", str(label)).strip("-") or "run"
+    folder.mkdir(parents=True, exist_ok=True)
     numbers = [
         int(match.group(1))
-        for path in (folder.glob("*.pt") if folder.is_dir() else [])
+        for path in folder.glob("*.pt")
         if (match := re.search(r"-(\d+)\.pt$", path.name))
     ]
-    return folder / f"{label}-{max(numbers, default=0) + 1:03d}.pt"
+    number = max(numbers, default=0) + 1
+    while True:
+        path = folder / f"{label}-{number:03d}.pt"
+        try:
+            with open(path, "x"):
+                return path
+        except FileExistsError:
+            number += 1
 
 
 def new_run(
@@ -53,7 +67,13 @@ def new_run(
     return model, train_config, path
 
 
-def _load_runs(runs: Sequence[RunLike]) -> list[Checkpoint]:
+def _is_reserved(path: Path) -> bool:
+    """An empty file: a name new_run_path reserved whose run has not written its checkpoint yet."""
+    return path.is_file() and path.stat().st_size == 0
+
+
+def _load_runs(runs: Sequence[RunLike]) -> list[Checkpoint | Path]:
+    """Each run's checkpoint, or its path when it is still an empty placeholder (reserved)."""
     if isinstance(runs, (str, os.PathLike, Checkpoint)) or not isinstance(runs, Sequence):
         raise ValueError("runs must be a list of checkpoint paths or Checkpoints")
     if not runs:
@@ -63,7 +83,7 @@ def _load_runs(runs: Sequence[RunLike]) -> list[Checkpoint]:
         if isinstance(run, Checkpoint):
             loaded.append(run)
         elif isinstance(run, (str, os.PathLike)):
-            loaded.append(load_checkpoint(run))
+            loaded.append(Path(run) if _is_reserved(Path(run)) else load_checkpoint(run))
         else:
             raise ValueError(f"a run must be a checkpoint path or a Checkpoint, got {type(run).__name__}")
     return loaded
@@ -142,8 +162,13 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
     """One figure, one val curve per run (labelled with the settings that differ), each best
     evaluation marked with a bar of plus or minus its standard error; the best run (lowest whole
     val) and each run within noise of it (see `noise_verdicts`) are annotated at that marker,
-    and the latter's markers are hollow."""
-    checkpoints = _load_runs(runs)
+    and the latter's markers are hollow.
+
+    Runs reserved by new_run_path that have no checkpoint yet are left out.
+    """
+    checkpoints = [c for c in _load_runs(runs) if isinstance(c, Checkpoint)]
+    if not checkpoints:
+        raise ValueError("none of these runs has written a checkpoint yet: nothing to plot")
     differing = differing_settings(checkpoints)
     for checkpoint in checkpoints:
         if checkpoint.history is None or not checkpoint.history.iters:
@@ -179,15 +204,23 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
 
 def runs_table(runs: Sequence[RunLike]) -> str:
     """One line per run: its file, the settings that differ between the runs, steps, seconds of
-    training, the best val estimate (and its step), the whole-split val at the end with the
-    standard error of the run's last val estimate (`± ?` where a checkpoint has none), and, for
-    several runs, how each stands against the best one (`noise_verdicts`: a gap under two
-    standard errors of the difference is "within noise")."""
-    checkpoints = _load_runs(runs)
+    training, the best val estimate (and its step), the whole-split val at the end ("-" when it
+    was not measured, as for an interrupted run) with the standard error of the run's last val
+    estimate (`± ?` where a checkpoint has none), and, for several runs, how each stands against
+    the best one (`noise_verdicts`: a gap under two standard errors of the difference is "within
+    noise"). A path new_run_path reserved whose run has not written its checkpoint yet is listed
+    as such."""
+    loaded = _load_runs(runs)
+    checkpoints = [c for c in loaded if isinstance(c, Checkpoint)]
     differing = differing_settings(checkpoints)
     scores = [run_score(c) for c in checkpoints]
+    judged = iter(zip(scores, noise_verdicts(scores)))  # in the order of `checkpoints`
     rows = []
-    for checkpoint, score, verdict in zip(checkpoints, scores, noise_verdicts(scores)):
+    for checkpoint in loaded:
+        if isinstance(checkpoint, Path):
+            rows.append([checkpoint.name, "no checkpoint yet (reserved by new_run_path)"])
+            continue
+        score, verdict = next(judged)
         settings = _settings(checkpoint)
         history = checkpoint.history
         row = [checkpoint.path.name, *(f"{name}={settings.get(name, '-')}" for name in differing)]
