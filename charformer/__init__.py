@@ -39,6 +39,17 @@ from .train import learning_rate_at, train
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """SamplingPlayground is imported on first use, so `import charformer` never loads ipywidgets."""
+    if name == "SamplingPlayground":
+        from .playground import SamplingPlayground
+
+        globals()[name] = SamplingPlayground
+        return SamplingPlayground
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CharTokenizer",
     "CharTransformer",
@@ -55,6 +66,7 @@ __all__ = [
     "NonFiniteLossError",
     "PRESETS",
     "SETTING_NAMES",
+    "SamplingPlayground",
     "TINY_SHAKESPEARE_SHA256",
     "TINY_SHAKESPEARE_URL",
     "TrainConfig",

@@ -230,20 +230,12 @@ class CharTransformer(nn.Module):
         last = self._hidden_states(idx)[:, -1, :]  # (B, C): only the last position is needed
         return self.head(self.ln_f(last))  # (B, V)
 
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Extend `idx` (B, T) by `max_new_tokens` sampled tokens; temperature 0 means greedy.
+    def _sampling_arguments(
+        self, idx: torch.Tensor, max_new_tokens: int, temperature: float, top_k: int | None
+    ) -> tuple[torch.Tensor, int, float, int | None]:
+        """The checked sampling arguments, as generate and stream both take them.
 
-        `idx` may be of any integer dtype (the result is int64); the numbers may be numpy scalars.
-
-        Runs in eval mode under inference mode (the previous mode is restored), writes into one
-        preallocated buffer, and computes only the last position's logits at each step.
+        Returns (idx as int64, max_new_tokens, temperature, top_k clamped to the vocabulary).
         """
         if isinstance(max_new_tokens, bool):
             raise ValueError(f"max_new_tokens must be an int, got {max_new_tokens!r}")
@@ -266,7 +258,26 @@ class CharTransformer(nn.Module):
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
             raise ValueError(f"idx holds token ids outside the vocabulary (0..{vocab_size - 1})")
         top_k = None if top_k is None else min(top_k, vocab_size)
+        return idx, max_new_tokens, temperature, top_k
 
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Extend `idx` (B, T) by `max_new_tokens` sampled tokens; temperature 0 means greedy.
+
+        `idx` may be of any integer dtype (the result is int64); the numbers may be numpy scalars.
+
+        Runs in eval mode under inference mode (the previous mode is restored), writes into one
+        preallocated buffer, and computes only the last position's logits at each step.
+        """
+        idx, max_new_tokens, temperature, top_k = self._sampling_arguments(
+            idx, max_new_tokens, temperature, top_k
+        )
         with eval_mode(self), inference_context(idx.device):
             if idx.device.type == "xla":
                 out = self._generate_fixed_shape(idx, max_new_tokens, temperature, top_k, generator)
@@ -274,19 +285,65 @@ class CharTransformer(nn.Module):
                 out = self._generate_growing(idx, max_new_tokens, temperature, top_k, generator)
         return out.clone()  # a normal tensor, usable outside inference mode
 
+    def stream(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[int]:
+        """Each new token id of one sequence (`idx` of shape (1, T)) as soon as it is sampled.
+
+        The same tokens `generate` returns for the same arguments and generator: both take each
+        step from `_sample_at`. Eval and inference mode hold only while a token is sampled, so
+        between tokens (and after the iterator is dropped) the caller's modes are in force.
+        Bad arguments raise here, not at the first token.
+        """
+        idx, max_new_tokens, temperature, top_k = self._sampling_arguments(
+            idx, max_new_tokens, temperature, top_k
+        )
+        if idx.size(0) != 1:
+            raise ValueError(
+                f"stream samples one sequence: idx must have shape (1, T), got {tuple(idx.shape)}"
+            )
+        return self._stream_tokens(idx, max_new_tokens, temperature, top_k, generator)
+
+    def _stream_tokens(
+        self, idx: torch.Tensor, max_new_tokens: int, temperature: float,
+        top_k: int | None, generator: torch.Generator | None,
+    ) -> Iterator[int]:
+        T0 = idx.size(1)
+        out = torch.empty((1, T0 + max_new_tokens), dtype=torch.long, device=idx.device)
+        out[:, :T0] = idx
+        for t in range(T0, T0 + max_new_tokens):
+            with eval_mode(self), inference_context(idx.device):
+                token = int(self._sample_at(out, t, temperature, top_k, generator))
+            yield token  # outside both contexts: the caller's modes hold while it has the token
+
+    def _sample_at(
+        self, out: torch.Tensor, t: int, temperature: float,
+        top_k: int | None, generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """One sampling step: write position `t` of `out` (B, >t) from the tokens before it.
+
+        The context is cropped to the last block_size tokens. Returns the new tokens, (B,).
+        """
+        context = out[:, max(0, t - self.config.block_size) : t]  # (B, <= block_size)
+        out[:, t] = sample_next(self._next_token_logits(context), temperature, top_k, generator)
+        return out[:, t]
+
     def _generate_growing(
         self, idx: torch.Tensor, max_new_tokens: int, temperature: float,
         top_k: int | None, generator: torch.Generator | None,
     ) -> torch.Tensor:
         """Eager devices: one preallocated buffer, the context cropped to block_size each step."""
-        block_size = self.config.block_size
         B, T0 = idx.shape
         out = torch.empty((B, T0 + max_new_tokens), dtype=torch.long, device=idx.device)
         out[:, :T0] = idx
         for t in range(T0, T0 + max_new_tokens):
-            context = out[:, max(0, t - block_size) : t]  # (B, <= block_size)
-            logits = self._next_token_logits(context)  # (B, V)
-            out[:, t] = sample_next(logits, temperature, top_k, generator)
+            self._sample_at(out, t, temperature, top_k, generator)
         return out
 
     def _generate_fixed_shape(

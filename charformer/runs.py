@@ -162,10 +162,8 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
     """One figure, one val curve per run (labelled with the settings that differ), each best
     evaluation marked with a bar of plus or minus its standard error; the best run (lowest whole
     val) and each run within noise of it (see `noise_verdicts`) are annotated at that marker,
-    and the latter's markers are hollow.
-
-    Runs reserved by new_run_path that have no checkpoint yet are left out.
-    """
+    and the latter's markers are hollow. Runs reserved by new_run_path that have no checkpoint
+    yet are left out."""
     checkpoints = [c for c in _load_runs(runs) if isinstance(c, Checkpoint)]
     if not checkpoints:
         raise ValueError("none of these runs has written a checkpoint yet: nothing to plot")
@@ -204,12 +202,12 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
 
 def runs_table(runs: Sequence[RunLike]) -> str:
     """One line per run: its file, the settings that differ between the runs, steps, seconds of
-    training, the best val estimate (and its step), the whole-split val at the end ("-" when it
-    was not measured, as for an interrupted run) with the standard error of the run's last val
-    estimate (`± ?` where a checkpoint has none), and, for several runs, how each stands against
-    the best one (`noise_verdicts`: a gap under two standard errors of the difference is "within
-    noise"). A path new_run_path reserved whose run has not written its checkpoint yet is listed
-    as such."""
+    training, the best val estimate (and its step), the whole-split val at the end with the
+    standard error of the run's last val estimate (`± ?` where a checkpoint has none; "-" when
+    the whole split was not measured, as for an interrupted run), and, for several runs, how
+    each stands against the best one (`noise_verdicts`: a gap under two standard errors of the
+    difference is "within noise"). A path new_run_path reserved whose run has not written its
+    checkpoint yet is listed as such."""
     loaded = _load_runs(runs)
     checkpoints = [c for c in loaded if isinstance(c, Checkpoint)]
     differing = differing_settings(checkpoints)

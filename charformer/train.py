@@ -586,6 +586,16 @@ def train(
     the last step's weights, optimizer and random streams, never from the restored best.
     `checkpoint_path` is rewritten every `checkpoint_every` evaluations (None: at the end only).
 
+    The steps themselves are a plain loop. On the CPU, with `keep_best=False`, a fresh model
+    ends with the very same weights (`torch.equal`) as this loop run on a model built under the
+    same seed (tests/test_hand_loop.py keeps it true): `torch.manual_seed(config.seed)`; batches
+    from `get_batch(train_data, batch_size, block_size, generator=g)` with
+    `g = torch.Generator().manual_seed(config.seed)`; `torch.optim.AdamW` with `fused=True`,
+    `betas=(beta1, beta2)` and two groups (`weight_decay` on the 2-D weights, 0 on the rest); and
+    at each step: every group's lr set to `learning_rate_at(step, config)`, forward, loss,
+    `zero_grad(set_to_none=True)`, backward, `clip_grad_norm_` when `grad_clip > 0`, step.
+    Evaluations draw nothing from either random stream.
+
     Contracts:
     - A continued run uses the config it is given for the learning rate, weight decay and betas
       (the schedule is computed from it at every step); with an unchanged config, continuing is
@@ -598,16 +608,6 @@ def train(
       An error that still ends a run carries its History as `error.history`.
     - A run that ends in NonFiniteLossError restores the best evaluation's weights and, with a
       `checkpoint_path`, writes them there (weights and History, no training state).
-
-    The steps themselves are a plain loop. On the CPU, with `keep_best=False`, a fresh model
-    ends with the very same weights (`torch.equal`) as this loop run on a model built under the
-    same seed (tests/test_hand_loop.py keeps it true): `torch.manual_seed(config.seed)`; batches
-    from `get_batch(train_data, batch_size, block_size, generator=g)` with
-    `g = torch.Generator().manual_seed(config.seed)`; `torch.optim.AdamW` with `fused=True`,
-    `betas=(beta1, beta2)` and two groups (`weight_decay` on the 2-D weights, 0 on the rest); and
-    at each step: every group's lr set to `learning_rate_at(step, config)`, forward, loss,
-    `zero_grad(set_to_none=True)`, backward, `clip_grad_norm_` when `grad_clip > 0`, step.
-    Evaluations draw nothing from either random stream.
     """
     # 1. Check the arguments.
     module = _check_arguments(model, config, history, tokenizer, checkpoint_path, checkpoint_every,
@@ -666,37 +666,11 @@ def train(
     return history
 
 
-def _notebook_bar_class() -> type | None:
-    """tqdm's Jupyter widget class, if `tqdm.auto` chose it (a notebook kernel with ipywidgets)."""
-    try:
-        from tqdm.notebook import tqdm as notebook_tqdm
-    except ImportError:
-        return None
-    return notebook_tqdm if issubclass(tqdm, notebook_tqdm) else None
-
-
 @contextlib.contextmanager
 def _progress_bar(start: int, total: int) -> Iterator[Any]:
-    """A text bar in a terminal, a widget in Jupyter.
-
-    A notebook stores a widget's text/plain as it was when first displayed ("0/5000"), which
-    is all a reader sees on the web or in an untrusted notebook. So the widget is shown under a
-    display id and displayed again once closed: the stored fallback is the finished bar.
-    """
-    options = dict(total=total, initial=min(start, total), desc="training", unit="step",
-                   dynamic_ncols=True)
-    notebook_bar = _notebook_bar_class()
-    handle = None
-    if notebook_bar is not None:
-        from IPython.display import display
-
-        progress = tqdm(**options, display=False)
-        handle = display(progress.container, display_id=True)
-    else:
-        progress = tqdm(**options)
+    progress = tqdm(total=total, initial=min(start, total), desc="training", unit="step",
+                    dynamic_ncols=True)
     try:
         yield progress
     finally:
         progress.close()
-        if handle is not None:
-            handle.update(progress.container)
