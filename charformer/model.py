@@ -136,7 +136,7 @@ class CharTransformer(nn.Module):
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
         # "learned": a trained table; "sinusoidal": a fixed one; "none": no positions at all
-        # (the causal mask alone lets a decoder infer where it is).
+        # (a causal decoder can still infer position from how much context it sees).
         if config.positional == "learned":
             self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
         elif config.positional == "sinusoidal":
