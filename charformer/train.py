@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
@@ -27,6 +27,10 @@ from .checkpoint import load_model_state, read_checkpoint, save_checkpoint, unwr
 from .config import TrainConfig, describe_model_difference
 from .data import CharTokenizer, get_batch
 from .device import choose_compile, choose_precision, xla_sync
+from .distributed import (
+    Agreement, data_parallel, interrupted_error, is_main_process, peer_failed, rank_seed,
+    streams_for_rank, warn_if_world_size_changed, world_size,
+)
 from .errors import CheckpointError, NonFiniteLossError
 from .evaluate import Evaluator, whole_split_loss
 from .history import History
@@ -151,8 +155,11 @@ class TrainStep:
     as a device-side flag read at each evaluation elsewhere (no sync per step).
     """
 
-    def __init__(self, module: CharTransformer, config: TrainConfig, device: torch.device) -> None:
+    def __init__(self, module: CharTransformer, config: TrainConfig, device: torch.device,
+                 forward_module: nn.Module | None = None) -> None:
+        # forward_module: what the step runs forward through (a DDP wrapper in a distributed run).
         self.module, self.config, self.device = module, config, device
+        self.eager = forward_module if forward_module is not None else module
         self.optimizer = make_optimizer(module, config, device)
         bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.precision = choose_precision(device.type, bf16)
@@ -161,7 +168,7 @@ class TrainStep:
         capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
         compiled = choose_compile(config.compile, device.type, platform.system(), capability)
         self.forward: Callable[..., Any] = (
-            torch.compile(module, backend=COMPILE_BACKEND, dynamic=False) if compiled else module
+            torch.compile(self.eager, backend=COMPILE_BACKEND, dynamic=False) if compiled else self.eager
         )
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         self.constant_lr = config.warmup_iters == 0 and config.lr_decay_iters is None
@@ -202,16 +209,17 @@ class TrainStep:
 
     def _loss_and_gradients_or_fall_back(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The compiled step; if compiling fails, one printed line and the same step in eager mode."""
-        if self.forward is self.module:
+        if self.forward is self.eager:
             return self._loss_and_gradients(x, y)
         rng = torch.get_rng_state()
         try:
             return self._loss_and_gradients(x, y)
         except Exception as error:  # any compiler failure: the run must not die of it
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            print(f"torch.compile failed ({type(error).__name__}: {reason[:200]}); "
-                  "training continues in eager mode")
-            self.forward = self.module
+            if is_main_process():
+                print(f"torch.compile failed ({type(error).__name__}: {reason[:200]}); "
+                      "training continues in eager mode")
+            self.forward = self.eager
             torch.set_rng_state(rng)
             return self._loss_and_gradients(x, y)
 
@@ -237,6 +245,7 @@ class _Run:
     checkpoint_path: Path | None = None
     checkpoint_every: int | None = None
     on_evaluation: Callable[[History], Any] | None = None
+    agreement: Agreement | None = None
     evaluations: int = 0
     started: float = field(default_factory=time.perf_counter)
 
@@ -281,7 +290,8 @@ class _Run:
         self.state.iteration += 1
 
     def evaluate(self) -> None:
-        if self.step.saw_nonfinite():
+        assert self.agreement is not None
+        if self.agreement.any_rank(self.step.saw_nonfinite()):
             self.fail_nonfinite("training")
         estimate = self.evaluator(self.module, self.step.autocast)
         if not (math.isfinite(estimate.train_loss) and math.isfinite(estimate.val_loss)):
@@ -294,23 +304,37 @@ class _Run:
         history.val_stderr.append(estimate.val_stderr)
         history.elapsed.append(self.elapsed())
         history.best_iter, history.best_val_loss = self.state.best_iter, self.state.best_val_loss
-        tqdm.write(
-            f"step {self.iteration}: train loss {estimate.train_loss:.4f}, "
-            f"val loss {estimate.val_loss:.4f}"
-        )
+        if is_main_process():
+            tqdm.write(
+                f"step {self.iteration}: train loss {estimate.train_loss:.4f}, "
+                f"val loss {estimate.val_loss:.4f}"
+            )
         self.record_progress()
         self.evaluations += 1
         if self.checkpoint_every is not None and self.evaluations % self.checkpoint_every == 0:
             self.write_checkpoint()
-        if self.on_evaluation is not None:
+        if self.on_evaluation is not None and is_main_process():
             self.on_evaluation(history)  # last: what it sees, and any error it raises, is whole
 
     def write_checkpoint(self) -> None:
+        """Every rank calls it (their random streams are gathered); rank 0 writes."""
         assert self.checkpoint_path is not None and self.tokenizer is not None
-        save_checkpoint(
-            self.checkpoint_path, self.module, self.tokenizer, train_config=self.config,
-            history=self.history, training_state=self.state.to_checkpoint(),
-        )
+        assert self.agreement is not None
+        training_state = {**self.state.to_checkpoint(), "world_size": world_size()}
+        rank_rngs = self.agreement.gather(self.state.rng)
+        if len(rank_rngs) > 1:
+            training_state["rank_rngs"] = rank_rngs
+        if is_main_process():
+            save_checkpoint(
+                self.checkpoint_path, self.module, self.tokenizer, train_config=self.config,
+                history=self.history, training_state=training_state,
+            )
+
+    def peer_failed(self, failed_rank: int, kind: str, message: str) -> NoReturn:
+        """Another rank failed: stop here too, as NonFiniteLossError if that was its error."""
+        if kind == NonFiniteLossError.__name__:
+            self.fail_nonfinite(f"training (on rank {failed_rank})")
+        peer_failed(failed_rank, kind, message, self.iteration)
 
     def fail_nonfinite(self, what: str) -> None:
         """Put the best finite evaluation's weights back and stop with NonFiniteLossError."""
@@ -336,7 +360,7 @@ class _Run:
         history.interrupted = interrupted
         history.stopped_early = not interrupted and self.iteration < self.config.max_iters
         self.record_progress()
-        if interrupted:
+        if interrupted and is_main_process():
             print(
                 f"interrupted after step {self.iteration} ({history.train_seconds:.1f} s); "
                 "call train(..., history=history) to continue"
@@ -344,7 +368,8 @@ class _Run:
         else:
             kept_best = self.config.keep_best and state.hold_best(self.module)
             history.final_val_loss = whole_split_loss(self.module, self.val_tokens)
-            print(_summary(history, self.config, kept_best))
+            if is_main_process():
+                print(_summary(history, self.config, kept_best))
         if self.checkpoint_path is not None:
             self.write_checkpoint()
 
@@ -419,6 +444,9 @@ def _read_resume_checkpoint(
     _check_vocabulary(saved_tokenizer.chars, tokenizer, source, CheckpointError)
     _check_max_iters(state, config, source, CheckpointError)
     load_model_state(path, module, payload)  # refuses a different model, naming what differs
+    saved = payload["training_state"]
+    state.rng = streams_for_rank(saved, config.seed, state.iteration) or state.rng
+    warn_if_world_size_changed(int(saved.get("world_size", 1)), config.batch_size, source)
     return history, state, saved_tokenizer
 
 
@@ -458,7 +486,7 @@ def _state_to_continue(
                 "new model to start over.",
                 UserWarning, stacklevel=3,
             )
-        torch.manual_seed(config.seed)  # dropout's stream, on a fresh run only
+        torch.manual_seed(rank_seed(config.seed))  # dropout's stream, on a fresh run only
         return History(), TrainState.fresh(module)
     state = TrainState.from_history(history, module)
     difference = describe_model_difference(state.model_config or {}, module.config.to_dict(), "history")
@@ -492,7 +520,7 @@ def _restore(state: TrainState, run_module: CharTransformer, step: TrainStep,
     if state.rng is not None:
         state.restore_rng(batches, device)
     elif state.iteration:
-        batches.manual_seed(config.seed + state.iteration)  # a fresh stream for the new steps
+        batches.manual_seed(rank_seed(config.seed + state.iteration))  # a fresh stream for the new steps
 
 
 def train(
@@ -533,8 +561,8 @@ def train(
     else:
         history, state = _state_to_continue(module, history, config, tokenizer)
     state.vocabulary = tokenizer.chars if tokenizer is not None else state.vocabulary
-    step = TrainStep(module, config, device)
-    batches = torch.Generator().manual_seed(config.seed)
+    step = TrainStep(module, config, device, forward_module=data_parallel(module, device))
+    batches = torch.Generator().manual_seed(rank_seed(config.seed))  # each rank its own batches
     _restore(state, module, step, batches, device, config)
     history.interrupted = history.stopped_early = False
     evaluator = Evaluator(train_tokens, val_tokens, module.config.block_size, config.eval_iters,
@@ -544,20 +572,23 @@ def train(
                checkpoint_every, on_evaluation)
 
     # 3. The loop: evaluate when due, stop when done or asked to, else take one step.
+    # In a process group every phase ends where the ranks agree to go on (see distributed.py).
     interrupted = False
     with _threads(config.num_threads), _tf32_matmuls(device), _InterruptLatch() as latch, \
-            switched_mode(module, True):
+            switched_mode(module, True), \
+            contextlib.closing(Agreement(lambda: latch.requested, run.peer_failed)) as agreement:
+        run.agreement = agreement
         with _progress_bar(run.iteration, config.max_iters) as progress:
             try:
                 while True:
-                    if latch.requested:
+                    if agreement.interrupted():
                         interrupted = True
                         break
                     if run.evaluation_due():
-                        run.evaluate()
+                        agreement.run(run.evaluate)
                     if run.iteration >= config.max_iters or run.out_of_patience():
                         break
-                    run.train_one_step()
+                    agreement.run(run.train_one_step)
                     progress.update(1)
             except NonFiniteLossError:
                 raise
@@ -565,14 +596,16 @@ def train(
                 run.record_progress()  # consistent: history= continues from the last whole step
                 raise
         # 4. Finish: best weights, whole-split loss, summary, checkpoint.
-        run.finish(interrupted)
+        agreement.run(lambda: run.finish(interrupted))
+        if interrupted and agreement.world_size > 1:  # Ctrl-C on any rank stops every rank
+            raise interrupted_error(agreement.interrupted_ranks, history, checkpoint_path)
     return history
 
 
 @contextlib.contextmanager
 def _progress_bar(start: int, total: int) -> Iterator[Any]:
     progress = tqdm(total=total, initial=min(start, total), desc="training", unit="step",
-                    dynamic_ncols=True)
+                    dynamic_ncols=True, disable=not is_main_process())
     try:
         yield progress
     finally:
