@@ -333,10 +333,10 @@ class _Run:
     def peer_failed(self, failed_rank: int, kind: str, message: str) -> NoReturn:
         """Another rank failed: stop here too, as NonFiniteLossError if that was its error."""
         if kind == NonFiniteLossError.__name__:
-            self.fail_nonfinite(f"training (on rank {failed_rank})")
+            self.fail_nonfinite("training", f" on rank {failed_rank}")
         peer_failed(failed_rank, kind, message, self.iteration)
 
-    def fail_nonfinite(self, what: str) -> None:
+    def fail_nonfinite(self, what: str, where: str = "") -> NoReturn:
         """Put the best finite evaluation's weights back and stop with NonFiniteLossError."""
         if self.state.best_weights is not None:
             self.module.load_state_dict(self.state.best_weights)
@@ -348,7 +348,7 @@ class _Run:
             if self.state.best_weights is not None else ""
         )
         raise NonFiniteLossError(
-            f"the {what} loss is not finite at iteration {self.iteration} "
+            f"the {what} loss is not finite{where} at iteration {self.iteration} "
             f"(learning rate {self.config.learning_rate:g}){restored}",
             iteration=self.iteration,
             history=self.history,
