@@ -1,10 +1,10 @@
-"""One rank of a test run under torchrun: a tiny model on a slice of the shipped text, trained with
-cf.train inside a gloo process group, optionally with a failure injected on one rank.
+"""One rank of a test launch under torchrun: tiny models on a slice of the shipped text, trained
+with cf.train inside a gloo process group.
 
-  python -m torch.distributed.run --standalone --nproc_per_node=2 tests/distributed_worker.py OUT [options]
-
-Each rank writes OUT/rank<r>.pt (its weights), OUT/rank<r>.json (its History, or the error it
-ended with) and re-raises any error, so the process exits non-zero.
+  python -m torch.distributed.run --standalone --nproc_per_node=2 tests/distributed_worker.py OUT \
+      --one-process-checkpoint CKPT     # the runs: each rank saves OUT/<run>.rank<r>.pt and .json
+  python -m torch.distributed.run --standalone --nproc_per_node=2 tests/distributed_worker.py OUT
+                                        # the failures: OUT/<failure>.rank<r>.json, then exits non-zero
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import charformer as cf
 
 REPO = Path(__file__).resolve().parent.parent
 SLICE_CHARS = 20_000
-FAILURES = ("none", "on_evaluation", "nonfinite", "sigint", "checkpoint")
 
 
 def tiny_run(max_iters: int) -> tuple[cf.CharTransformer, cf.TrainConfig, cf.CharTokenizer, Any, Any]:
@@ -72,40 +71,62 @@ def inject(failure: str, model: cf.CharTransformer, fail_rank: int, at_step: int
     return {}
 
 
+def save(out: Path, name: str, model: cf.CharTransformer, history: cf.History) -> None:
+    rank = dist.get_rank()
+    torch.save(model.state_dict(), out / f"{name}.rank{rank}.pt")
+    (out / f"{name}.rank{rank}.json").write_text(json.dumps(history.to_dict()))
+
+
+def runs(out: Path, one_process_checkpoint: str) -> None:
+    """20 steps with a checkpoint, on to 30 with history=, the same from the checkpoint, and a
+    one-process checkpoint continued here."""
+    model, config, tokenizer, train_data, val_data = tiny_run(20)
+    history = cf.train(model, train_data, val_data, config, tokenizer=tokenizer,
+                       checkpoint_path=out / "run.pt")
+    save(out, "first", model, history)
+    longer = cf.TrainConfig(**{**config.to_dict(), "max_iters": 30})
+    history = cf.train(model, train_data, val_data, longer, history=history)
+    save(out, "continued", model, history)
+    model = tiny_run(30)[0]
+    history = cf.train(model, train_data, val_data, longer, resume_from=out / "run.pt")
+    save(out, "resumed", model, history)
+    model = tiny_run(20)[0]
+    history = cf.train(model, train_data, val_data, config, resume_from=one_process_checkpoint)
+    save(out, "from_one_process", model, history)
+
+
+def failures(out: Path) -> None:
+    """Each failure in turn, in the same process group: every rank must stop with an error and
+    still be in step with the others for the next run. Exits with the last error."""
+    last: BaseException | None = None
+    for failure, fail_rank in (("on_evaluation", 0), ("checkpoint", 0), ("nonfinite", 1), ("sigint", 1)):
+        model, config, tokenizer, train_data, val_data = tiny_run(40)
+        options = inject(failure, model, fail_rank, at_step=5)
+        report: dict[str, Any] = {}
+        try:
+            cf.train(model, train_data, val_data, config, tokenizer=tokenizer, **options)
+        except BaseException as error:
+            report = {"type": type(error).__name__, "message": str(error)}
+            last = error
+        (out / f"{failure}.rank{dist.get_rank()}.json").write_text(json.dumps(report))
+    if last is not None:
+        raise last
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
-    parser.add_argument("--max-iters", type=int, default=20)
-    parser.add_argument("--continue-to", type=int, default=None, help="then train(history=) to here")
-    parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--resume", default=None)
-    parser.add_argument("--fail", choices=FAILURES, default="none")
-    parser.add_argument("--fail-rank", type=int, default=1)
-    parser.add_argument("--fail-at", type=int, default=5)
+    parser.add_argument("--one-process-checkpoint", default=None)
     args = parser.parse_args()
     out = Path(args.out)
     os.environ["WORKER_OUT"] = str(out)
     dist.init_process_group("gloo")
-    rank = dist.get_rank()
-    model, config, tokenizer, train_data, val_data = tiny_run(args.max_iters)
-    options = inject(args.fail, model, args.fail_rank, args.fail_at)
-    if args.checkpoint:
-        options["checkpoint_path"] = args.checkpoint
-    report: dict[str, Any] = {"rank": rank}
     try:
-        history = cf.train(model, train_data, val_data, config, tokenizer=tokenizer,
-                           resume_from=args.resume, **options)
-        if args.continue_to is not None:
-            torch.save(model.state_dict(), out / f"rank{rank}.first.pt")
-            config = cf.TrainConfig(**{**config.to_dict(), "max_iters": args.continue_to})
-            history = cf.train(model, train_data, val_data, config, history=history)
-        report["history"] = history.to_dict()
-        torch.save(model.state_dict(), out / f"rank{rank}.pt")
-    except BaseException as error:
-        report["error"] = {"type": type(error).__name__, "message": str(error)}
-        raise
+        if args.one_process_checkpoint:
+            runs(out, args.one_process_checkpoint)
+        else:
+            failures(out)
     finally:
-        (out / f"rank{rank}.json").write_text(json.dumps(report))
         dist.destroy_process_group()
 
 

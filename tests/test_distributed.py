@@ -38,17 +38,12 @@ def torchrun(*args: str | Path, nproc: int = 2, module: bool = False) -> subproc
                           timeout=LAUNCH_TIMEOUT)
 
 
-def ran(out: Path, *options: str | Path, nproc: int = 2) -> subprocess.CompletedProcess:
-    out.mkdir(parents=True, exist_ok=True)
-    return torchrun(WORKER, out, *options, nproc=nproc)
+def report(out: Path, name: str, rank: int) -> dict[str, Any]:
+    return json.loads((out / f"{name}.rank{rank}.json").read_text())
 
 
-def rank_report(out: Path, rank: int) -> dict[str, Any]:
-    return json.loads((out / f"rank{rank}.json").read_text())
-
-
-def weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, weights_only=True)
+def weights(out: Path, name: str, rank: int) -> dict[str, torch.Tensor]:
+    return torch.load(out / f"{name}.rank{rank}.pt", weights_only=True)
 
 
 def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
@@ -56,36 +51,46 @@ def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
 
 
 @pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """2 ranks: 20 steps with a checkpoint, then on to 30 with history= in the same processes."""
+def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One launch of 2 ranks (see distributed_worker.runs), given a 10-step one-process checkpoint."""
     out = tmp_path_factory.mktemp("two_ranks")
-    result = ran(out, "--checkpoint", out / "run.pt", "--continue-to", "30")
+    model, config, tokenizer, train_data, val_data = tiny_run(10)
+    cf.train(model, train_data, val_data, config, tokenizer=tokenizer, checkpoint_path=out / "one.pt")
+    result = torchrun(WORKER, out, "--one-process-checkpoint", out / "one.pt")
     assert result.returncode == 0, result.stderr[-3000:]
-    (out / "stdout.txt").write_text(result.stdout)
-    return out
+    return out, result
 
 
-def test_the_ranks_end_with_identical_weights_and_histories(two_ranks: Path) -> None:
-    assert same_weights(weights(two_ranks / "rank0.first.pt"), weights(two_ranks / "rank1.first.pt"))
-    assert same_weights(weights(two_ranks / "rank0.pt"), weights(two_ranks / "rank1.pt"))
-    first, second = rank_report(two_ranks, 0)["history"], rank_report(two_ranks, 1)["history"]
-    assert first["iters"] == [0, 10, 20, 30] and first["iteration"] == 30
-    for key in ("iters", "val_loss", "train_loss", "best_iter", "final_val_loss"):
-        assert first[key] == second[key], key
+@pytest.fixture(scope="module")
+def failures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One launch of 2 ranks that injects each failure in turn (see distributed_worker.failures)."""
+    out = tmp_path_factory.mktemp("failures")
+    return out, torchrun(WORKER, out)
 
 
-def test_two_ranks_saw_different_batches_than_one_process(two_ranks: Path) -> None:
+def test_the_ranks_end_with_identical_weights_and_histories(two_ranks) -> None:
+    out, _ = two_ranks
+    for name in ("first", "continued", "resumed", "from_one_process"):
+        assert same_weights(weights(out, name, 0), weights(out, name, 1)), name
+        first, second = report(out, name, 0), report(out, name, 1)
+        for key in ("iters", "val_loss", "train_loss", "best_iter", "final_val_loss"):
+            assert first[key] == second[key], (name, key)
+    assert report(out, "continued", 0)["iters"] == [0, 10, 20, 30]
+
+
+def test_two_ranks_saw_different_batches_than_one_process(two_ranks) -> None:
     """Same seed, same model: one process draws only rank 0's batches, so it ends elsewhere."""
+    out, _ = two_ranks
     model, config, tokenizer, train_data, val_data = tiny_run(20)
     history = cf.train(model, train_data, val_data, config)
-    assert not same_weights(model.state_dict(), weights(two_ranks / "rank0.first.pt"))
-    assert history.val_loss[0] == rank_report(two_ranks, 0)["history"]["val_loss"][0]  # same start
+    assert not same_weights(model.state_dict(), weights(out, "first", 0))
+    assert history.val_loss[0] == report(out, "first", 0)["val_loss"][0]  # the same start
 
 
-def test_only_rank_0_reports(two_ranks: Path) -> None:
-    printed = (two_ranks / "stdout.txt").read_text()
-    assert printed.count("step 10: train loss") == 1
-    assert printed.count("finished 20 steps in") == 1 and printed.count("finished 30 steps in") == 1
+def test_only_rank_0_reports(two_ranks) -> None:
+    printed = two_ranks[1].stdout
+    assert printed.count("step 10: train loss") == 1 and printed.count("step 30: train loss") == 2
+    assert printed.count("finished 20 steps in") == 2 and printed.count("finished 30 steps in") == 2
 
 
 def test_a_one_process_group_keeps_the_single_process_numbers() -> None:
@@ -107,33 +112,29 @@ def test_rank_seeds_keep_rank_0_on_the_run_seed() -> None:
     assert rank_seed(7, 0) == 7 and rank_seed(7, 1) == 7 + RANK_SEED_OFFSET
 
 
-def test_a_two_process_checkpoint_resumes_in_one_process(two_ranks: Path) -> None:
-    payload = torch.load(two_ranks / "run.pt", weights_only=True)
+def test_a_two_process_checkpoint_resumes_in_one_process(two_ranks) -> None:
+    out, _ = two_ranks
+    payload = torch.load(out / "run.pt", weights_only=True)
     assert payload["training_state"]["world_size"] == 2
     assert len(payload["training_state"]["rank_rngs"]) == 2
     model, config, tokenizer, train_data, val_data = tiny_run(30)
     with pytest.warns(UserWarning, match=r"written by 2 process\(es\) and continues in 1.*8 x 2 = 16"):
-        history = cf.train(model, train_data, val_data, config, resume_from=two_ranks / "run.pt")
+        history = cf.train(model, train_data, val_data, config, resume_from=out / "run.pt")
     assert history.iteration == 30 and history.iters == [0, 10, 20, 30]
 
 
-def test_a_two_process_checkpoint_resumes_exactly_in_two(two_ranks: Path, tmp_path: Path) -> None:
-    """Every rank's batch stream rides in the checkpoint: resuming equals continuing in memory."""
-    result = ran(tmp_path, "--resume", two_ranks / "run.pt", "--max-iters", "30")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "UserWarning" not in result.stderr
+def test_a_two_process_checkpoint_resumes_exactly_in_two(two_ranks) -> None:
+    """Every rank's streams ride in the checkpoint: resuming equals continuing in memory."""
+    out, _ = two_ranks
     for rank in (0, 1):
-        assert same_weights(weights(tmp_path / f"rank{rank}.pt"), weights(two_ranks / f"rank{rank}.pt"))
+        assert same_weights(weights(out, "resumed", rank), weights(out, "continued", rank))
 
 
-def test_a_one_process_checkpoint_continues_in_two_with_a_warning(tmp_path: Path) -> None:
-    model, config, tokenizer, train_data, val_data = tiny_run(10)
-    cf.train(model, train_data, val_data, config, tokenizer=tokenizer, checkpoint_path=tmp_path / "one.pt")
-    result = ran(tmp_path / "out", "--resume", tmp_path / "one.pt", "--max-iters", "20")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "written by 1 process(es) and continues in 2" in result.stderr
-    assert same_weights(weights(tmp_path / "out" / "rank0.pt"), weights(tmp_path / "out" / "rank1.pt"))
-    assert rank_report(tmp_path / "out", 0)["history"]["iteration"] == 20
+def test_a_one_process_checkpoint_continues_in_two_with_a_warning(two_ranks) -> None:
+    out, result = two_ranks
+    assert result.stderr.count("written by 1 process(es) and continues in 2") == 2  # each rank
+    assert "written by 2" not in result.stderr  # the same world size continues silently
+    assert report(out, "from_one_process", 0)["iteration"] == 20
 
 
 @pytest.mark.parametrize(
@@ -146,21 +147,27 @@ def test_a_one_process_checkpoint_continues_in_two_with_a_warning(tmp_path: Path
     ],
 )
 def test_a_failure_on_one_rank_stops_every_rank(
-    tmp_path: Path, failure: str, failing_rank: int, own_error: str, others_error: str, words: str
+    failures, failure: str, failing_rank: int, own_error: str, others_error: str, words: str
 ) -> None:
-    """Each rank ends with an error (none is killed by torchrun or left waiting on a collective)."""
-    result = ran(tmp_path, "--fail", failure, "--fail-at", "5", "--max-iters", "40")
-    assert result.returncode != 0
-    reports = {rank: rank_report(tmp_path, rank)["error"] for rank in (0, 1)}
+    """Each rank ends with an error and stays in step for the next run: no rank is killed by
+    torchrun or left waiting on a collective."""
+    out, result = failures
+    errors = {rank: report(out, failure, rank) for rank in (0, 1)}
     other = 1 - failing_rank
-    assert reports[failing_rank]["type"] == own_error, reports
-    assert reports[other]["type"] == others_error, reports
-    assert words in reports[failing_rank]["message"]
+    assert errors[failing_rank]["type"] == own_error, errors
+    assert errors[other]["type"] == others_error, errors
+    assert words in errors[failing_rank]["message"]
     if others_error == "RankFailedError":
-        assert f"rank {failing_rank} failed at iteration" in reports[other]["message"]
-        assert words in reports[other]["message"]
+        assert f"rank {failing_rank} failed at iteration" in errors[other]["message"]
+        assert words in errors[other]["message"]
     if failure == "nonfinite":
-        assert "on rank 1" in reports[other]["message"]
+        assert "on rank 1" in errors[other]["message"]
+
+
+def test_the_launch_ends_non_zero_with_the_error(failures) -> None:
+    _, result = failures
+    assert result.returncode != 0
+    assert "interrupted on rank 1 after step" in result.stderr
 
 
 def test_the_cli_trains_one_model_under_torchrun(tmp_path: Path) -> None:
