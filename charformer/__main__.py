@@ -39,15 +39,23 @@ def _sample_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")
     parser.add_argument("--chars", type=int, default=500, help="new characters to sample (default 500)")
     parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
-    parser.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest")
+    parser.add_argument("--top-k", type=int, default=None,
+                        help="sample among the k likeliest (0 or unset: off, as in the playground)")
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--device", choices=cf.device.DEVICE_KINDS, default="cpu")
 
 
 def train_command(args: argparse.Namespace) -> None:
     """Under torchrun, every rank trains one shared model (DDP); only rank 0 prints and saves."""
+    # The arguments are checked (by building the config) before anything is loaded or built.
+    config = cf.TrainConfig(
+        max_iters=args.max_iters, eval_interval=args.eval_interval, eval_iters=args.eval_iters,
+        seed=args.seed,
+    )
+    if args.sample_chars < 0:
+        raise ValueError(f"--sample-chars must be >= 0, got {args.sample_chars}")
     with launched(cf.pick_device(args.device)) as device, _quiet_unless_main():
-        _train_and_sample(args, device)
+        _train_and_sample(args, config, device)
 
 
 @contextlib.contextmanager
@@ -60,7 +68,7 @@ def _quiet_unless_main() -> Iterator[None]:
         yield
 
 
-def _train_and_sample(args: argparse.Namespace, device: torch.device) -> None:
+def _train_and_sample(args: argparse.Namespace, config: cf.TrainConfig, device: torch.device) -> None:
     print(cf.describe_device(device))
     text = cf.load_tiny_shakespeare(args.data_dir)
     tokenizer = cf.CharTokenizer.from_text(text)
@@ -71,10 +79,6 @@ def _train_and_sample(args: argparse.Namespace, device: torch.device) -> None:
     torch.manual_seed(args.seed)
     model = cf.CharTransformer(cf.ModelConfig(vocab_size=tokenizer.vocab_size)).to(device)
     print(f"{model.num_parameters():,} parameters")
-    config = cf.TrainConfig(
-        max_iters=args.max_iters, eval_interval=args.eval_interval, eval_iters=args.eval_iters,
-        seed=args.seed,
-    )
     cf.train(model, train_data, val_data, config, device=device, tokenizer=tokenizer,
              checkpoint_path=args.save)
     context = torch.zeros((1, 1), dtype=torch.long, device=device)
@@ -89,13 +93,16 @@ def sample_command(args: argparse.Namespace) -> None:
         raise ValueError(f"--chars must be >= 0, got {args.chars}")
     if not args.prompt:
         raise ValueError("--prompt must hold at least one character")
+    if args.top_k is not None and args.top_k < 0:
+        raise ValueError(f"--top-k must be >= 0 (0: off), got {args.top_k}")
+    top_k = args.top_k or None  # 0 means off
     checkpoint = cf.load_checkpoint(args.checkpoint, device=cf.pick_device(args.device))
     tokenizer, model = checkpoint.tokenizer, checkpoint.model
     prompt = tokenizer.encode(args.prompt)  # the model crops its context to block_size itself
     device = next(model.parameters()).device
     idx = torch.tensor([prompt], dtype=torch.long, device=device)
     generator = torch.Generator().manual_seed(args.seed)
-    out = model.generate(idx, args.chars, temperature=args.temperature, top_k=args.top_k,
+    out = model.generate(idx, args.chars, temperature=args.temperature, top_k=top_k,
                          generator=generator)
     new_text = tokenizer.decode(out[0, len(prompt):].tolist())
     sys.stdout.write(args.prompt + new_text + "\n")

@@ -19,6 +19,8 @@ from .model import CharTransformer
 from .state import to_cpu
 
 FORMAT = "charformer-checkpoint"
+# The first bytes of every file torch.save writes (a zip archive's local file header).
+ZIP_MAGIC = b"PK\x03\x04"
 VERSION = 1
 
 
@@ -119,8 +121,22 @@ def save_checkpoint(
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw, validated payload of a checkpoint file; CheckpointError (naming it) if unusable."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as handle:
+        head = handle.read(len(ZIP_MAGIC))
+    if not head:
+        raise CheckpointError(
+            f"checkpoint {path} is empty: a run path reserved by new_run_path whose run has not "
+            "written its checkpoint yet (or a file cut to nothing)"
+        )
+    if head != ZIP_MAGIC:
+        raise CheckpointError(
+            f"{path} is not a torch checkpoint file: torch.save writes a zip archive, and this "
+            "file does not start like one"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

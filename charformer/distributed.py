@@ -182,16 +182,13 @@ def peer_failed(failed_rank: int, kind: str, message: str, iteration: int) -> No
 
 
 def interrupted_error(ranks: list[int], history: Any, checkpoint: Any) -> KeyboardInterrupt:
-    """What every rank raises when Ctrl-C reached any of them: they all stopped at one step
-    (`.history` holds the run, as a one-process run would have returned it)."""
+    """What every rank raises when Ctrl-C reached any of them: they all stopped at one step."""
     continue_with = f"; continue with resume_from={str(checkpoint)!r}" if checkpoint else ""
     named = ", ".join(str(r) for r in ranks)
-    error = KeyboardInterrupt(
+    return KeyboardInterrupt(
         f"interrupted on rank {named} after step {history.iteration}: every rank stopped "
         f"there{continue_with}"
     )
-    error.history = history  # type: ignore[attr-defined]
-    return error
 
 
 def streams_for_rank(

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import as_int, as_token_tensor
 from .data import gather_windows
 from .model import eval_mode, inference_context
 
@@ -82,6 +83,12 @@ class Evaluator:
         seed: int,
         chunk_windows: int | None = None,
     ) -> None:
+        train_tokens = as_token_tensor("train_tokens", train_tokens)  # any integer dtype
+        val_tokens = as_token_tensor("val_tokens", val_tokens)
+        block_size = as_int("block_size", block_size, 1)
+        eval_iters = as_int("eval_iters", eval_iters, 1)
+        batch_size = as_int("batch_size", batch_size, 1)
+        seed = as_int("seed", seed, 0)
         self.train_tokens, self.val_tokens = train_tokens, val_tokens
         self.block_size = block_size
         self.chunk_windows = chunk_windows or eval_chunk_windows(val_tokens.device.type)
@@ -134,10 +141,13 @@ def whole_split_loss(model: nn.Module, data: torch.Tensor, block_size: int | Non
     """Mean cross-entropy (nats per character) over every target of `data`, each counted once.
 
     Windows are laid end to end; a last window, aligned to the end, scores only the targets the
-    others left out. Divide by ln 2 for bits per character.
+    others left out. Divide by ln 2 for bits per character. `data` may be a tensor, array or
+    list of any integer dtype; floating-point ids are refused.
     """
+    data = as_token_tensor("data", data)
     if block_size is None:
         block_size = model.config.block_size  # type: ignore[union-attr]
+    block_size = as_int("block_size", block_size, 1)
     n_targets = len(data) - 1
     if n_targets < block_size:
         raise ValueError(f"data has {len(data)} tokens; need at least {block_size + 1}")

@@ -25,8 +25,9 @@ class History:
     train_seconds: float = 0.0
     # Standard error of each val estimate (from per-window losses).
     val_stderr: list[float] = field(default_factory=list)
-    # Mean loss over every character of the val split, measured on the weights the model ends
-    # with when a run finishes.
+    # Mean loss over every character of the val split, measured on the weights the model holds
+    # when a run finishes; None when it was not measured (an interrupted or failed run), never
+    # an earlier run's number.
     final_val_loss: float | None = None
     best_iter: int | None = None
     best_val_loss: float | None = None
@@ -54,6 +55,13 @@ class History:
         if len(lengths) != 1:
             raise ValueError("History lists iters, train_loss and val_loss differ in length")
         return history
+
+    def val_stderr_at(self, iteration: int | None) -> float | None:
+        """The standard error of the val estimate made at `iteration` (None where not recorded,
+        as in checkpoints written before standard errors were kept)."""
+        if iteration is None or iteration not in self.iters or len(self.val_stderr) != len(self.iters):
+            return None
+        return self.val_stderr[self.iters.index(iteration)]
 
     def evaluations_since_best(self) -> int:
         """Evaluations after the best one (0 when the last evaluation is the best)."""

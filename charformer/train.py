@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import load_model_state, read_checkpoint, save_checkpoint, unwrap_model
+from .checkpoint import load_model_state, read_checkpoint, save_checkpoint, temp_path_for, unwrap_model
+from .checks import as_token_tensor
 from .config import TrainConfig, describe_model_difference
 from .data import CharTokenizer, get_batch
 from .device import choose_compile, choose_precision, xla_sync
@@ -123,9 +124,8 @@ class _InterruptLatch:
 
 
 def _as_token_tensor(name: str, data: Any, module: CharTransformer, device: torch.device) -> torch.Tensor:
-    tensor = data if isinstance(data, torch.Tensor) else torch.as_tensor(data, dtype=torch.long)
-    if tensor.dim() != 1 or tensor.dtype not in (torch.long, torch.int32, torch.int64):
-        raise ValueError(f"{name} must be a 1-D sequence of integer token ids")
+    """The token ids on `device` as int64, once dtype (any integer), length and range are checked."""
+    tensor = as_token_tensor(name, data).to(device=device, dtype=torch.long)
     block_size, vocab_size = module.config.block_size, module.config.vocab_size
     if len(tensor) < block_size + 1:
         raise ValueError(
@@ -136,7 +136,7 @@ def _as_token_tensor(name: str, data: Any, module: CharTransformer, device: torc
             f"{name} holds token ids up to {int(tensor.max())}, outside this model's vocabulary "
             f"of {vocab_size} characters (ids 0..{vocab_size - 1})"
         )
-    return tensor.to(device=device, dtype=torch.long)
+    return tensor
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -171,12 +171,23 @@ class TrainStep:
             torch.compile(self.eager, backend=COMPILE_BACKEND, dynamic=False) if compiled else self.eager
         )
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-        self.constant_lr = config.warmup_iters == 0 and config.lr_decay_iters is None
+        # The hyperparameters of this config, as make_optimizer set them, per param group.
+        self.group_settings = [
+            {k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups
+        ]
+
+    def load_optimizer_state(self, saved: dict[str, Any]) -> None:
+        """The saved moments and step counts, with this call's config: load_state_dict would bring
+        back the saved learning rate, weight decay and betas (and fused flag), and a continued run
+        uses the config it is given. With an unchanged config the values are the same ones."""
+        self.optimizer.load_state_dict(saved)
+        for group, settings in zip(self.optimizer.param_groups, self.group_settings):
+            group.update(settings)
 
     def __call__(self, iteration: int, x: torch.Tensor, y: torch.Tensor) -> None:
-        if not self.constant_lr:
-            for group in self.optimizer.param_groups:
-                group["lr"] = learning_rate_at(iteration, self.config)
+        # Every step, even for a constant rate: a continued run may bring a new config.
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate_at(iteration, self.config)
         loss = self._loss_and_gradients_or_fall_back(x, y)
         if self.device.type == "cpu":
             if not math.isfinite(loss.item()):
@@ -337,16 +348,30 @@ class _Run:
         peer_failed(failed_rank, kind, message, self.iteration)
 
     def fail_nonfinite(self, what: str, where: str = "") -> NoReturn:
-        """Put the best finite evaluation's weights back and stop with NonFiniteLossError."""
+        """Put the best finite evaluation's weights back and stop with NonFiniteLossError.
+
+        With a checkpoint_path, those weights (and the History) are written there (by rank 0),
+        without a training state: the optimizer has seen the non-finite step, so the run cannot
+        continue exactly from it.
+        """
         if self.state.best_weights is not None:
             self.module.load_state_dict(self.state.best_weights)
         self.history.iteration = self.iteration
         self.history.train_seconds = self.elapsed()
+        self.history.final_val_loss = None
         self.history.run_state = None  # the optimizer has seen the non-finite step
         restored = (
             f"; the weights of the best evaluation (step {self.state.best_iter}) were restored"
             if self.state.best_weights is not None else ""
         )
+        if restored and self.checkpoint_path is not None and is_main_process():
+            assert self.tokenizer is not None
+            try:
+                save_checkpoint(self.checkpoint_path, self.module, self.tokenizer,
+                                train_config=self.config, history=self.history)
+                restored += f" and written to {self.checkpoint_path}"
+            except CheckpointError as error:
+                restored += f"; writing them failed: {error}"
         raise NonFiniteLossError(
             f"the {what} loss is not finite{where} at iteration {self.iteration} "
             f"(learning rate {self.config.learning_rate:g}){restored}",
@@ -360,6 +385,8 @@ class _Run:
         history.interrupted = interrupted
         history.stopped_early = not interrupted and self.iteration < self.config.max_iters
         self.record_progress()
+        if interrupted:
+            history.final_val_loss = None  # not measured: the weights moved since any earlier one
         if interrupted and is_main_process():
             print(
                 f"interrupted after step {self.iteration} ({history.train_seconds:.1f} s); "
@@ -393,6 +420,14 @@ def _summary(history: History, config: TrainConfig, kept_best: bool) -> str:
         lines.append(f"{best} (its weights are not in memory: kept the last)")
     else:
         lines.append(f"{best} (not kept: keep_best=False)")
+    best_stderr = history.val_stderr_at(history.best_iter)
+    gap = history.val_loss[-1] - history.best_val_loss if history.best_val_loss is not None else None
+    if history.best_iter != history.iteration and best_stderr is not None and gap is not None \
+            and gap < best_stderr:
+        lines.append(
+            f"best at step {history.best_iter} ({history.best_val_loss:.4f} ± {best_stderr:.4f}) is "
+            f"within one standard error of the last evaluation ({history.val_loss[-1]:.4f})"
+        )
     lines.append(
         f"whole val split {history.final_val_loss:.4f} nats = "
         f"{history.final_val_loss / math.log(2):.4f} bits per character"  # type: ignore[operator]
@@ -423,7 +458,40 @@ def _check_arguments(
         raise ValueError("checkpoint_path needs tokenizer= so that the checkpoint carries its vocabulary")
     if on_evaluation is not None and not callable(on_evaluation):
         raise ValueError(f"on_evaluation must be callable, got {on_evaluation!r}")
+    if tokenizer is not None and not isinstance(tokenizer, CharTokenizer):
+        raise ValueError(f"tokenizer must be a CharTokenizer, got {type(tokenizer).__name__}")
+    if tokenizer is not None and tokenizer.vocab_size != module.config.vocab_size:
+        raise ValueError(
+            f"tokenizer has {tokenizer.vocab_size} characters but the model's vocab_size is "
+            f"{module.config.vocab_size}: the model was built for another vocabulary"
+        )
     return module
+
+
+def _check_checkpoint_path(path: Path) -> None:
+    """Before the first step: the folder can be made and a file written there (a probe file,
+    removed at once), so a run never learns at its end that its checkpoint cannot be saved."""
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint_path {path} is a folder; give a file path inside it, "
+                              f"such as {path / 'run.pt'}")
+    probe = temp_path_for(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb"):
+            pass
+        probe.unlink()
+    except OSError as error:
+        raise CheckpointError(
+            f"checkpoint_path {path} cannot be written ({type(error).__name__}: {error}); "
+            "choose a folder you can write to"
+        ) from error
+
+
+def _keep_history_reachable(error: BaseException, history: History) -> None:
+    """Attach the run's History to an error that ends it, unless the error carries one already."""
+    if getattr(error, "history", None) is None:
+        with contextlib.suppress(AttributeError, TypeError):
+            error.history = history  # type: ignore[attr-defined]
 
 
 def _read_resume_checkpoint(
@@ -516,7 +584,7 @@ def _restore(state: TrainState, run_module: CharTransformer, step: TrainStep,
     state.module_ref = weakref.ref(run_module)
     state.take_back_last(run_module)
     if state.optimizer is not None:
-        step.optimizer.load_state_dict(state.optimizer)
+        step.load_optimizer_state(state.optimizer)
     if state.rng is not None:
         state.restore_rng(batches, device)
     elif state.iteration:
@@ -546,6 +614,29 @@ def train(
     `history=` (this process) or `resume_from=` (a checkpoint `train` wrote): both continue from
     the last step's weights, optimizer and random streams, never from the restored best.
     `checkpoint_path` is rewritten every `checkpoint_every` evaluations (None: at the end only).
+
+    The steps themselves are a plain loop. On the CPU, with `keep_best=False`, a fresh model
+    ends with the very same weights (`torch.equal`) as this loop run on a model built under the
+    same seed (tests/test_hand_loop.py keeps it true): `torch.manual_seed(config.seed)`; batches
+    from `get_batch(train_data, batch_size, block_size, generator=g)` with
+    `g = torch.Generator().manual_seed(config.seed)`; `torch.optim.AdamW` with `fused=True`,
+    `betas=(beta1, beta2)` and two groups (`weight_decay` on the 2-D weights, 0 on the rest); and
+    at each step: every group's lr set to `learning_rate_at(step, config)`, forward, loss,
+    `zero_grad(set_to_none=True)`, backward, `clip_grad_norm_` when `grad_clip > 0`, step.
+    Evaluations draw nothing from either random stream.
+
+    Contracts:
+    - A continued run uses the config it is given for the learning rate, weight decay and betas
+      (the schedule is computed from it at every step); with an unchanged config, continuing is
+      exact, bit for bit.
+    - `history.final_val_loss` is the whole-split val loss of the weights the model holds, or
+      None when it was not measured (an interrupted or failed run), never an earlier run's.
+    - Everything that can be checked is checked before the first step: the data (1-D, any
+      integer dtype; floating-point ids are refused, never truncated; ids inside the
+      vocabulary), the tokenizer's vocabulary against the model, a writable `checkpoint_path`.
+      An error that still ends a run carries its History as `error.history`.
+    - A run that ends in NonFiniteLossError restores the best evaluation's weights and, with a
+      `checkpoint_path`, writes them there (weights and History, no training state).
     """
     # 1. Check the arguments.
     module = _check_arguments(model, config, history, tokenizer, checkpoint_path, checkpoint_every,
@@ -554,6 +645,8 @@ def train(
     module.to(device)
     train_tokens = _as_token_tensor("train_data", train_data, module, device)
     val_tokens = _as_token_tensor("val_data", val_data, module, device)
+    if checkpoint_path is not None and is_main_process():  # rank 0 alone writes it
+        _check_checkpoint_path(Path(checkpoint_path))
 
     # 2. Build or restore the run's state.
     if resume_from is not None:
@@ -565,6 +658,7 @@ def train(
     batches = torch.Generator().manual_seed(rank_seed(config.seed))  # each rank its own batches
     _restore(state, module, step, batches, device, config)
     history.interrupted = history.stopped_early = False
+    history.final_val_loss = None  # an earlier run's number: these weights will move
     evaluator = Evaluator(train_tokens, val_tokens, module.config.block_size, config.eval_iters,
                           config.batch_size, config.seed)
     run = _Run(module, config, device, history, state, step, batches, evaluator, train_tokens,
@@ -574,31 +668,35 @@ def train(
     # 3. The loop: evaluate when due, stop when done or asked to, else take one step.
     # In a process group every phase ends where the ranks agree to go on (see distributed.py).
     interrupted = False
-    with _threads(config.num_threads), _tf32_matmuls(device), _InterruptLatch() as latch, \
-            switched_mode(module, True), \
-            contextlib.closing(Agreement(lambda: latch.requested, run.peer_failed)) as agreement:
-        run.agreement = agreement
-        with _progress_bar(run.iteration, config.max_iters) as progress:
-            try:
-                while True:
-                    if agreement.interrupted():
-                        interrupted = True
-                        break
-                    if run.evaluation_due():
-                        agreement.run(run.evaluate)
-                    if run.iteration >= config.max_iters or run.out_of_patience():
-                        break
-                    agreement.run(run.train_one_step)
-                    progress.update(1)
-            except NonFiniteLossError:
-                raise
-            except BaseException:
-                run.record_progress()  # consistent: history= continues from the last whole step
-                raise
-        # 4. Finish: best weights, whole-split loss, summary, checkpoint.
-        agreement.run(lambda: run.finish(interrupted))
-        if interrupted and agreement.world_size > 1:  # Ctrl-C on any rank stops every rank
-            raise interrupted_error(agreement.interrupted_ranks, history, checkpoint_path)
+    try:
+        with _threads(config.num_threads), _tf32_matmuls(device), _InterruptLatch() as latch, \
+                switched_mode(module, True), \
+                contextlib.closing(Agreement(lambda: latch.requested, run.peer_failed)) as agreement:
+            run.agreement = agreement
+            with _progress_bar(run.iteration, config.max_iters) as progress:
+                try:
+                    while True:
+                        if agreement.interrupted():
+                            interrupted = True
+                            break
+                        if run.evaluation_due():
+                            agreement.run(run.evaluate)
+                        if run.iteration >= config.max_iters or run.out_of_patience():
+                            break
+                        agreement.run(run.train_one_step)
+                        progress.update(1)
+                except NonFiniteLossError:
+                    raise
+                except BaseException:
+                    run.record_progress()  # consistent: history= continues from the last whole step
+                    raise
+            # 4. Finish: best weights, whole-split loss, summary, checkpoint.
+            agreement.run(lambda: run.finish(interrupted))
+            if interrupted and agreement.world_size > 1:  # Ctrl-C on any rank stops every rank
+                raise interrupted_error(agreement.interrupted_ranks, history, checkpoint_path)
+    except BaseException as error:
+        _keep_history_reachable(error, history)  # error.history: what the run measured
+        raise
     return history
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -49,10 +50,14 @@ def inject(failure: str, model: cf.CharTransformer, fail_rank: int, at_step: int
             if history.iteration >= at_step:
                 raise RuntimeError(f"on_evaluation failed on purpose at step {history.iteration}")
         return {"on_evaluation": on_evaluation}
-    if failure == "checkpoint":  # rank 0 writes; its folder is a file
-        blocker = Path(os.environ["WORKER_OUT"]) / "not-a-folder"
-        blocker.touch()
-        return {"checkpoint_path": blocker / "run.pt", "checkpoint_every": 1}
+    folder = Path(os.environ["WORKER_OUT"]) / "checkpoints"
+    if failure == "checkpoint":  # rank 0 writes; once training runs, its folder becomes a file
+        def take_the_folder_away(history: cf.History) -> None:
+            if history.iteration == 0:
+                shutil.rmtree(folder)
+                folder.touch()
+        return {"checkpoint_path": folder / "run.pt", "checkpoint_every": 1,
+                "on_evaluation": take_the_folder_away}
     if failure in ("nonfinite", "sigint") and rank == fail_rank:
         forwards = {"count": 0}
 

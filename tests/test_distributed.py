@@ -141,7 +141,7 @@ def test_a_one_process_checkpoint_continues_in_two_with_a_warning(two_ranks) -> 
     ("failure", "failing_rank", "own_error", "others_error", "words"),
     [
         ("on_evaluation", 0, "RuntimeError", "RankFailedError", "on_evaluation failed on purpose"),
-        ("checkpoint", 0, "FileExistsError", "RankFailedError", "not-a-folder"),
+        ("checkpoint", 0, "FileExistsError", "RankFailedError", "checkpoints"),
         ("nonfinite", 1, "NonFiniteLossError", "NonFiniteLossError", "not finite"),
         ("sigint", 1, "KeyboardInterrupt", "KeyboardInterrupt", "interrupted on rank 1"),
     ],

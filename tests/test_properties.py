@@ -81,7 +81,7 @@ model_fields = st.fixed_dictionaries({
     "n_layer": st.integers(-2, 4),
     "dropout": st.one_of(st.floats(-1.0, 2.0), st.just(float("nan"))),
     "attention": st.sampled_from(["fused", "explicit", "flash", ""]),
-    "positional": st.sampled_from(["learned", "sinusoidal", "rope"]),
+    "positional": st.sampled_from(["learned", "sinusoidal", "none", "rope"]),
 })
 
 
@@ -93,7 +93,7 @@ def test_model_config_valid_iff_every_field_is(fields: dict) -> None:
         and fields["n_embd"] % fields["n_head"] == 0
         and 0.0 <= fields["dropout"] < 1.0
         and fields["attention"] in ("fused", "explicit")
-        and fields["positional"] in ("learned", "sinusoidal")
+        and fields["positional"] in ("learned", "sinusoidal", "none")
     )
     if valid:
         cf.ModelConfig(**fields)
