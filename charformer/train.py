@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_model_state, read_checkpoint, save_checkpoint, temp_path_for, unwrap_model
-from .checks import as_token_tensor
+from .checks import as_int, as_token_tensor
 from .config import TrainConfig, describe_model_difference
 from .data import CharTokenizer, get_batch
 from .device import choose_compile, choose_precision, xla_sync
@@ -448,10 +448,8 @@ def _check_arguments(
         raise ValueError(f"history must be a History returned by train, got {type(history).__name__}")
     if history is not None and resume_from is not None:
         raise ValueError("pass history= (this process) or resume_from= (a checkpoint), not both")
-    if checkpoint_every is not None and (
-        isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1
-    ):
-        raise ValueError(f"checkpoint_every must be None or an int >= 1, got {checkpoint_every!r}")
+    if checkpoint_every is not None:
+        as_int("checkpoint_every", checkpoint_every, 1)  # None, or an int >= 1 (numpy ints too)
     if checkpoint_every is not None and checkpoint_path is None:
         raise ValueError("checkpoint_every needs a checkpoint_path to write to")
     if checkpoint_path is not None and tokenizer is None and resume_from is None:
