@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import gather_windows
+from .data import gather_windows, too_short_message
 from .model import eval_mode, inference_context
 
 # Windows per forward pass when evaluating. Measured on a 2-core CPU (4x64 model, context 40):
@@ -41,10 +41,7 @@ def draw_eval_starts(
 ) -> torch.Tensor:
     """`count` window starts drawn once; reusing them makes successive estimates comparable."""
     if n_tokens < block_size + 1:
-        raise ValueError(
-            f"data has {n_tokens} tokens; a window of block_size={block_size} needs at least "
-            f"{block_size + 1}"
-        )
+        raise ValueError(too_short_message("data", n_tokens, block_size))
     return torch.randint(n_tokens - block_size, (count,), generator=generator)
 
 
@@ -130,17 +127,25 @@ def windows_loss(
         return losses.mean(), stderr
 
 
-def whole_split_loss(model: nn.Module, data: torch.Tensor, block_size: int | None = None) -> float:
+def whole_split_loss(
+    model: nn.Module, data: torch.Tensor, block_size: int | None = None, *, max_chars: int | None = None
+) -> float:
     """Mean cross-entropy (nats per character) over every target of `data`, each counted once.
 
     Windows are laid end to end; a last window, aligned to the end, scores only the targets the
-    others left out. Divide by ln 2 for bits per character.
+    others left out. Divide by ln 2 for bits per character. `max_chars` measures only the first
+    `max_chars` tokens (a big text's split would take minutes). Narrow token tensors are moved
+    as they are and widened a chunk of windows at a time.
     """
     if block_size is None:
         block_size = model.config.block_size  # type: ignore[union-attr]
+    if max_chars is not None:
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 2:
+            raise ValueError(f"max_chars must be None or an int >= 2, got {max_chars!r}")
+        data = data[:max_chars]
     n_targets = len(data) - 1
     if n_targets < block_size:
-        raise ValueError(f"data has {len(data)} tokens; need at least {block_size + 1}")
+        raise ValueError(too_short_message("data", len(data), block_size))
     device = next(model.parameters()).device
     data = data.to(device)
     starts = torch.arange(0, n_targets - block_size + 1, block_size)

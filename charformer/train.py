@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_model_state, read_checkpoint, save_checkpoint, unwrap_model
 from .config import TrainConfig, describe_model_difference
-from .data import CharTokenizer, get_batch
+from .data import CharTokenizer, get_batch, too_short_message
 from .device import choose_compile, choose_precision, xla_sync
 from .errors import CheckpointError, NonFiniteLossError
 from .evaluate import Evaluator, whole_split_loss
@@ -118,21 +118,26 @@ class _InterruptLatch:
             signal.signal(signal.SIGINT, self._previous)
 
 
+# Integer dtypes train() takes token ids in; narrow ones stay narrow (widened a batch at a time).
+TOKEN_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.int64)
+
+# The end-of-run loss over the val split measures at most its first this many characters.
+FINAL_VAL_MAX_CHARS = 1_000_000
+
+
 def _as_token_tensor(name: str, data: Any, module: CharTransformer, device: torch.device) -> torch.Tensor:
     tensor = data if isinstance(data, torch.Tensor) else torch.as_tensor(data, dtype=torch.long)
-    if tensor.dim() != 1 or tensor.dtype not in (torch.long, torch.int32, torch.int64):
+    if tensor.dim() != 1 or tensor.dtype not in TOKEN_DTYPES:
         raise ValueError(f"{name} must be a 1-D sequence of integer token ids")
     block_size, vocab_size = module.config.block_size, module.config.vocab_size
     if len(tensor) < block_size + 1:
-        raise ValueError(
-            f"{name} has {len(tensor)} tokens; block_size={block_size} needs at least {block_size + 1}"
-        )
+        raise ValueError(too_short_message(name, len(tensor), block_size))
     if int(tensor.min()) < 0 or int(tensor.max()) >= vocab_size:
         raise ValueError(
             f"{name} holds token ids up to {int(tensor.max())}, outside this model's vocabulary "
             f"of {vocab_size} characters (ids 0..{vocab_size - 1})"
         )
-    return tensor.to(device=device, dtype=torch.long)
+    return tensor.to(device=device)  # the dtype stays: a uint8 text is not widened whole
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -343,13 +348,16 @@ class _Run:
             )
         else:
             kept_best = self.config.keep_best and state.hold_best(self.module)
-            history.final_val_loss = whole_split_loss(self.module, self.val_tokens)
-            print(_summary(history, self.config, kept_best))
+            history.final_val_chars = min(len(self.val_tokens), FINAL_VAL_MAX_CHARS)
+            history.final_val_loss = whole_split_loss(
+                self.module, self.val_tokens, max_chars=FINAL_VAL_MAX_CHARS
+            )
+            print(_summary(history, self.config, kept_best, len(self.val_tokens)))
         if self.checkpoint_path is not None:
             self.write_checkpoint()
 
 
-def _summary(history: History, config: TrainConfig, kept_best: bool) -> str:
+def _summary(history: History, config: TrainConfig, kept_best: bool, val_chars: int) -> str:
     """The line a finished run prints: where it ended, its best evaluation, the whole val split."""
     lines = [
         f"finished {history.iteration} steps in {history.train_seconds:.1f} s: "
@@ -368,8 +376,13 @@ def _summary(history: History, config: TrainConfig, kept_best: bool) -> str:
         lines.append(f"{best} (its weights are not in memory: kept the last)")
     else:
         lines.append(f"{best} (not kept: keep_best=False)")
+    measured = history.final_val_chars
+    where = (
+        "whole val split" if measured == val_chars
+        else f"val split (its first {measured:,} of {val_chars:,} characters)"
+    )
     lines.append(
-        f"whole val split {history.final_val_loss:.4f} nats = "
+        f"{where} {history.final_val_loss:.4f} nats = "
         f"{history.final_val_loss / math.log(2):.4f} bits per character"  # type: ignore[operator]
     )
     return "; ".join(lines)
