@@ -50,10 +50,10 @@ _NUMPY_DTYPES = {torch.uint8: np.uint8, torch.int16: np.int16, torch.int32: np.i
 
 
 def token_dtype(vocab_size: int) -> torch.dtype:
-    """The narrowest tensor dtype that holds the ids 0..vocab_size-1."""
+    """uint8 for up to 256 characters, int16 for up to 32767 (int16's largest value), else int32."""
     if vocab_size <= 256:
         return torch.uint8
-    if vocab_size <= 32768:
+    if vocab_size <= 32767:
         return torch.int16
     return torch.int32
 
@@ -89,7 +89,7 @@ class CharTokenizer:
 
     @property
     def token_dtype(self) -> torch.dtype:
-        """The narrowest dtype holding every id: uint8 up to 256 characters, int16 up to 32768."""
+        """The dtype `encode_array` returns: uint8 up to 256 characters, int16 up to 32767, else int32."""
         return token_dtype(self.vocab_size)
 
     def encode(self, text: str) -> list[int]:
@@ -183,7 +183,8 @@ def train_val_split(
     n = int(train_fraction * len(data))
     if n == 0 or n == len(data):
         raise ValueError(
-            f"splitting {len(data)} items at {train_fraction} leaves one side empty"
+            f"{len(data)} items are too short to split at train_fraction={train_fraction}: "
+            "one side would be empty"
         )
     if block_size is not None:
         shorter = min(n, len(data) - n)

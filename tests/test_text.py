@@ -168,8 +168,8 @@ def test_encode_array_crosses_chunk_boundaries(text: str, tokenizer: cf.CharToke
 
 
 @pytest.mark.parametrize(
-    ("vocab_size", "dtype"), [(256, torch.uint8), (257, torch.int16), (32768, torch.int16),
-                              (32769, torch.int32)]
+    ("vocab_size", "dtype"), [(256, torch.uint8), (257, torch.int16), (32767, torch.int16),
+                              (32768, torch.int32)]
 )
 def test_wider_vocabularies_get_wider_ids(vocab_size: int, dtype: torch.dtype) -> None:
     # Code points from U+00A0 on: accents, CJK, lone surrogates (legal in a str) and beyond.
