@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from .data import load_tiny_shakespeare
 from .download import download
 
 _URL_SCHEMES = ("http", "https")
@@ -54,14 +55,19 @@ def decode_text(raw: bytes, name: str) -> str:
     return text
 
 
-def load_text(source: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None) -> str:
-    """The text of a UTF-8 file, or of an https URL downloaded once into a per-user cache.
+def load_text(
+    source: str | os.PathLike[str] | None, *, cache_dir: str | os.PathLike[str] | None = None
+) -> str:
+    """The text of a UTF-8 file, or of an https URL downloaded once into a per-user cache; None
+    is Tiny Shakespeare (`load_tiny_shakespeare()`), so `text_source = None` means the default.
 
     A URL is fetched with `download` (atomic: the cache holds the whole file or nothing) into
     `cache_dir` (default: `default_cache_dir()`, never the repository); a cached copy is read
     without a network call, so delete it to fetch again. Plain http:// is refused except to this
     machine, as `download` does (InsecureURLError). See `decode_text` for how bytes become text.
     """
+    if source is None:
+        return load_tiny_shakespeare()
     if isinstance(source, str) and _is_url(source):
         scheme = urlsplit(source).scheme.lower()
         if scheme not in _URL_SCHEMES:
@@ -71,7 +77,9 @@ def load_text(source: str | os.PathLike[str], *, cache_dir: str | os.PathLike[st
             download(source, path)
         return decode_text(path.read_bytes(), source)
     if not isinstance(source, (str, os.PathLike)):
-        raise ValueError(f"source must be a path or an https URL, got {type(source).__name__}")
+        raise ValueError(
+            f"source must be a path, an https URL or None (Tiny Shakespeare), got {type(source).__name__}"
+        )
     path = Path(source).expanduser()
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; load_text wants a text file")

@@ -40,6 +40,10 @@ def test_reads_a_file_as_text_mode_does(tmp_path: Path) -> None:
     assert cf.load_text(SHIPPED_TEXT) == SHIPPED_TEXT.read_text(encoding="utf-8")
 
 
+def test_none_is_tiny_shakespeare() -> None:
+    assert cf.load_text(None) == cf.load_tiny_shakespeare()
+
+
 def test_only_a_leading_byte_order_mark_is_dropped(tmp_path: Path) -> None:
     path = write_bytes(tmp_path, "bom.txt", "\ufeffa\ufeffb".encode("utf-8"))
     assert cf.load_text(path) == "a\ufeffb"
@@ -79,7 +83,7 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
     assert str(missing) in str(caught.value)
     with pytest.raises(IsADirectoryError, match="folder"):
         cf.load_text(tmp_path)
-    with pytest.raises(ValueError, match="path or an https URL"):
+    with pytest.raises(ValueError, match="a path, an https URL or None"):
         cf.load_text(42)  # type: ignore[arg-type]
 
 
