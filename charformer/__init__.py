@@ -25,12 +25,31 @@ from .model import CharTransformer, sinusoidal_positions
 from .state import TrainState
 from .text import load_text
 from .plot import LivePlot, plot_attention, plot_losses
-from .presets import PRESETS, SETTING_NAMES, configs_from_settings, resolve_settings
+from .presets import (
+    PRESETS,
+    SETTING_NAMES,
+    changed_settings,
+    configs_from_settings,
+    resolve_settings,
+    setting_sources,
+    settings_table,
+)
 from .runs import compare_runs, new_run, new_run_path, runs_table
 from .threads import choose_num_threads, measure_threads
 from .train import learning_rate_at, train
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """SamplingPlayground is imported on first use, so `import charformer` never loads ipywidgets."""
+    if name == "SamplingPlayground":
+        from .playground import SamplingPlayground
+
+        globals()[name] = SamplingPlayground
+        return SamplingPlayground
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CharTokenizer",
@@ -48,10 +67,12 @@ __all__ = [
     "NonFiniteLossError",
     "PRESETS",
     "SETTING_NAMES",
+    "SamplingPlayground",
     "TINY_SHAKESPEARE_SHA256",
     "TINY_SHAKESPEARE_URL",
     "TrainConfig",
     "TrainState",
+    "changed_settings",
     "choose_device",
     "choose_num_threads",
     "compare_runs",
@@ -74,6 +95,8 @@ __all__ = [
     "resolve_settings",
     "runs_table",
     "save_checkpoint",
+    "setting_sources",
+    "settings_table",
     "sinusoidal_positions",
     "train",
     "train_val_split",

@@ -3,16 +3,21 @@
   python -m charformer train --max-iters 500 --save runs/short.pt
   python -m charformer train --text my_lyrics.txt --max-iters 500 --save runs/lyrics.pt
   python -m charformer sample runs/short.pt --prompt "ROMEO:" --chars 500 --temperature 0.8 --top-k 20 --seed 1
+  torchrun --standalone --nproc_per_node=2 -m charformer train --max-iters 500 --save runs/ddp.pt
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 
 import torch
 
 import charformer as cf
+from charformer.distributed import is_main_process, launched, launched_by_torchrun
 
 COMMANDS = ("train", "sample")
 
@@ -39,13 +44,36 @@ def _sample_parser(subparsers: argparse._SubParsersAction) -> None:
                              "character if it has no newline)")
     parser.add_argument("--chars", type=int, default=500, help="new characters to sample (default 500)")
     parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
-    parser.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest")
+    parser.add_argument("--top-k", type=int, default=None,
+                        help="sample among the k likeliest (0 or unset: off, as in the playground)")
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--device", choices=cf.device.DEVICE_KINDS, default="cpu")
 
 
 def train_command(args: argparse.Namespace) -> None:
-    device = cf.pick_device(args.device)
+    """Under torchrun, every rank trains one shared model (DDP); only rank 0 prints and saves."""
+    # The arguments are checked (by building the config) before anything is loaded or built.
+    config = cf.TrainConfig(
+        max_iters=args.max_iters, eval_interval=args.eval_interval, eval_iters=args.eval_iters,
+        seed=args.seed,
+    )
+    if args.sample_chars < 0:
+        raise ValueError(f"--sample-chars must be >= 0, got {args.sample_chars}")
+    with launched(cf.pick_device(args.device)) as device, _quiet_unless_main():
+        _train_and_sample(args, config, device)
+
+
+@contextlib.contextmanager
+def _quiet_unless_main() -> Iterator[None]:
+    """Ranks other than 0 print nothing (their stderr, for errors, stays)."""
+    if is_main_process():
+        yield
+        return
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
+
+
+def _train_and_sample(args: argparse.Namespace, config: cf.TrainConfig, device: torch.device) -> None:
     print(cf.describe_device(device))
     if args.text is not None and args.data_dir is not None:
         raise ValueError("pass --text (your own text) or --data-dir (Tiny Shakespeare), not both")
@@ -60,10 +88,6 @@ def train_command(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     model = cf.CharTransformer(model_config).to(device)
     print(f"{model.num_parameters():,} parameters")
-    config = cf.TrainConfig(
-        max_iters=args.max_iters, eval_interval=args.eval_interval, eval_iters=args.eval_iters,
-        seed=args.seed,
-    )
     cf.train(model, train_data, val_data, config, device=device, tokenizer=tokenizer,
              checkpoint_path=args.save)
     context = torch.zeros((1, 1), dtype=torch.long, device=device)
@@ -83,6 +107,9 @@ def sample_command(args: argparse.Namespace) -> None:
         raise ValueError(f"--chars must be >= 0, got {args.chars}")
     if args.prompt is not None and not args.prompt:
         raise ValueError("--prompt must hold at least one character")
+    if args.top_k is not None and args.top_k < 0:
+        raise ValueError(f"--top-k must be >= 0 (0: off), got {args.top_k}")
+    top_k = args.top_k or None  # 0 means off
     checkpoint = cf.load_checkpoint(args.checkpoint, device=cf.pick_device(args.device))
     tokenizer, model = checkpoint.tokenizer, checkpoint.model
     if args.prompt is None:
@@ -94,7 +121,7 @@ def sample_command(args: argparse.Namespace) -> None:
     device = next(model.parameters()).device
     idx = torch.tensor([prompt], dtype=torch.long, device=device)
     generator = torch.Generator().manual_seed(args.seed)
-    out = model.generate(idx, args.chars, temperature=args.temperature, top_k=args.top_k,
+    out = model.generate(idx, args.chars, temperature=args.temperature, top_k=top_k,
                          generator=generator)
     new_text = tokenizer.decode(out[0, len(prompt):].tolist())
     sys.stdout.write(args.prompt + new_text + "\n")
@@ -111,11 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     _sample_parser(subparsers)
     args = parser.parse_args(argv)
     command = train_command if args.command == "train" else sample_command
+    rank = f"rank {os.environ['RANK']}: " if launched_by_torchrun() else ""
     try:
         command(args)
     except (cf.CharformerError, ValueError, RuntimeError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"{rank}error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as interrupt:  # under torchrun: Ctrl-C on a rank stopped them all
+        print(f"{rank}interrupted: {interrupt}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from .model import CharTransformer
 from .state import to_cpu
 
 FORMAT = "charformer-checkpoint"
+# The first bytes of every file torch.save writes (a zip archive's local file header).
+ZIP_MAGIC = b"PK\x03\x04"
 VERSION = 1
 
 
@@ -50,6 +53,12 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 def temp_path_for(path: Path) -> Path:
     """The one temporary name a save writes first; a stale one is overwritten by the next save."""
     return path.with_name(f".{path.name}.tmp")
+
+
+def _remove_quietly(path: Path) -> None:
+    """Remove a leftover temporary file; one that cannot be there (no folder) is not an error."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def save_checkpoint(
@@ -96,22 +105,22 @@ def save_checkpoint(
         "iteration": iteration,
         "training_state": to_cpu(training_state),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(temp, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
     except Exception as exc:
-        temp.unlink(missing_ok=True)
+        _remove_quietly(temp)
         raise CheckpointError(
             f"could not write checkpoint {path} ({type(exc).__name__}: {exc}); "
             "any previous checkpoint there is unchanged"
         ) from exc
     except BaseException:
-        temp.unlink(missing_ok=True)
+        _remove_quietly(temp)
         raise
     return path
 
@@ -119,8 +128,22 @@ def save_checkpoint(
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw, validated payload of a checkpoint file; CheckpointError (naming it) if unusable."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as handle:
+        head = handle.read(len(ZIP_MAGIC))
+    if not head:
+        raise CheckpointError(
+            f"checkpoint {path} is empty: a run path reserved by new_run_path whose run has not "
+            "written its checkpoint yet (or a file cut to nothing)"
+        )
+    if head != ZIP_MAGIC:
+        raise CheckpointError(
+            f"{path} is not a torch checkpoint file: torch.save writes a zip archive, and this "
+            "file does not start like one"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -6,24 +6,27 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from .checks import as_int, as_real
+
 ATTENTION_MODES = ("fused", "explicit")
 ACTIVATIONS = ("relu", "gelu")
-POSITIONAL_MODES = ("learned", "sinusoidal")
+POSITIONAL_MODES = ("learned", "sinusoidal", "none")
 
 
-def _require_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+def _require_int(config: Any, name: str, minimum: int) -> None:
+    """Check an int field (numpy ints too, not bools) and store it as a plain Python int."""
+    object.__setattr__(config, name, as_int(name, getattr(config, name), minimum))
 
 
-def _require_real(name: str, value: Any, low: float, high: float, *, high_open: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+def _require_real(config: Any, name: str, low: float, high: float, *, high_open: bool) -> None:
+    """Check a real field (numpy numbers too, not bools) and store it as a plain Python number."""
+    raw = getattr(config, name)
+    value = as_real(name, raw)
     if value < low or value > high or (high_open and value == high):
         bracket = ")" if high_open else "]"
         raise ValueError(f"{name} must be in [{low}, {high}{bracket}, got {value}")
+    # A whole Python int stays an int (its repr and to_dict are unchanged); numpy becomes Python.
+    object.__setattr__(config, name, raw if type(raw) in (int, float) else value)
 
 
 class _ConfigDict:
@@ -59,12 +62,12 @@ class ModelConfig(_ConfigDict):
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_embd", "n_head", "n_layer"):
-            _require_int(name, getattr(self, name), 1)
+            _require_int(self, name, 1)
         if self.n_embd % self.n_head != 0:
             raise ValueError(
                 f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
             )
-        _require_real("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        _require_real(self, "dropout", 0.0, 1.0, high_open=True)
         if self.attention not in ATTENTION_MODES:
             raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {self.attention!r}")
         if self.activation not in ACTIVATIONS:
@@ -121,37 +124,36 @@ class TrainConfig(_ConfigDict):
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_iters", "eval_interval", "eval_iters"):
-            _require_int(name, getattr(self, name), 1)
-        _require_int("warmup_iters", self.warmup_iters, 0)
-        _require_int("seed", self.seed, 0)
+            _require_int(self, name, 1)
+        _require_int(self, "warmup_iters", 0)
+        _require_int(self, "seed", 0)
         if self.lr_decay_iters is not None:
-            _require_int("lr_decay_iters", self.lr_decay_iters, 1)
+            _require_int(self, "lr_decay_iters", 1)
             if self.lr_decay_iters < self.warmup_iters:
                 raise ValueError(
                     f"lr_decay_iters ({self.lr_decay_iters}) must be >= warmup_iters "
                     f"({self.warmup_iters})"
                 )
         if self.num_threads is not None:
-            _require_int("num_threads", self.num_threads, 1)
+            _require_int(self, "num_threads", 1)
         for name in ("learning_rate", "min_lr"):
-            value = getattr(self, name)
-            _require_real(name, value, 0.0, math.inf, high_open=True)
+            _require_real(self, name, 0.0, math.inf, high_open=True)
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.min_lr > self.learning_rate:
             raise ValueError(
                 f"min_lr ({self.min_lr}) must not exceed learning_rate ({self.learning_rate})"
             )
-        _require_real("weight_decay", self.weight_decay, 0.0, math.inf, high_open=True)
-        _require_real("beta1", self.beta1, 0.0, 1.0, high_open=True)
-        _require_real("beta2", self.beta2, 0.0, 1.0, high_open=True)
-        _require_real("grad_clip", self.grad_clip, 0.0, math.inf, high_open=True)
+        _require_real(self, "weight_decay", 0.0, math.inf, high_open=True)
+        _require_real(self, "beta1", 0.0, 1.0, high_open=True)
+        _require_real(self, "beta2", 0.0, 1.0, high_open=True)
+        _require_real(self, "grad_clip", 0.0, math.inf, high_open=True)
         if self.compile is not None and not isinstance(self.compile, bool):
             raise ValueError(f"compile must be True, False or None (automatic), got {self.compile!r}")
         if not isinstance(self.keep_best, bool):
             raise ValueError(f"keep_best must be a bool, got {self.keep_best!r}")
         if self.patience is not None:
-            _require_int("patience", self.patience, 1)
+            _require_int(self, "patience", 1)
 
 
 _MODEL_FIELD_PHRASES = {

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from .checks import as_int, check_token_dtype
 from .download import download, sha256_of
 
 TINY_SHAKESPEARE_URL = (
@@ -199,14 +200,16 @@ def train_val_split(
     return data[:n], data[n:]  # type: ignore[return-value]
 
 
-def _check_batch_args(data: torch.Tensor, batch_size: int, block_size: int) -> None:
+def _check_batch_args(data: torch.Tensor, batch_size: Any, block_size: Any) -> tuple[int, int]:
+    """The batch and block sizes as Python ints (numpy ints accepted), once data and both are checked."""
     if not isinstance(data, torch.Tensor) or data.dim() != 1:
         raise ValueError("data must be a 1-D tensor of token ids")
-    for name, value in (("batch_size", batch_size), ("block_size", block_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    check_token_dtype("data", data)
+    batch_size = as_int("batch_size", batch_size, 1)
+    block_size = as_int("block_size", block_size, 1)
     if len(data) < block_size + 1:
         raise ValueError(too_short_message("data", len(data), block_size))
+    return batch_size, block_size
 
 
 def too_short_message(name: str, n_tokens: int, block_size: int) -> str:
@@ -223,8 +226,9 @@ def gather_windows(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Windows of `block_size + 1` tokens at `starts`, in one gather: inputs and next-token targets.
 
-    Narrow token tensors (uint8, int16) are widened here, one batch at a time, to the int64 the
-    embedding takes; the text itself stays narrow.
+    The windows are int64 whatever integer dtype `data` is stored in (cross-entropy's targets
+    must be): a narrow text (uint8, see `encode_array`) is widened here, one batch at a time,
+    never whole.
     """
     offsets = torch.arange(block_size + 1, device=data.device)
     windows = data[starts.to(data.device)[:, None] + offsets].long()  # (B, T+1)
@@ -239,8 +243,11 @@ def get_batch(
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`batch_size` random windows of `data`; `y` is `x` shifted one token to the left."""
-    _check_batch_args(data, batch_size, block_size)
+    """`batch_size` random windows of `data`; `y` is `x` shifted one token to the left.
+
+    `data` may be of any integer dtype (the windows are int64); sizes may be numpy ints.
+    """
+    batch_size, block_size = _check_batch_args(data, batch_size, block_size)
     starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
     x, y = gather_windows(data, starts, block_size)
     if device is not None and x.device != torch.device(device):

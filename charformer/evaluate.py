@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import as_int, as_token_tensor
 from .data import gather_windows, too_short_message
 from .model import eval_mode, inference_context
 
@@ -79,6 +80,12 @@ class Evaluator:
         seed: int,
         chunk_windows: int | None = None,
     ) -> None:
+        train_tokens = as_token_tensor("train_tokens", train_tokens)  # any integer dtype
+        val_tokens = as_token_tensor("val_tokens", val_tokens)
+        block_size = as_int("block_size", block_size, 1)
+        eval_iters = as_int("eval_iters", eval_iters, 1)
+        batch_size = as_int("batch_size", batch_size, 1)
+        seed = as_int("seed", seed, 0)
         self.train_tokens, self.val_tokens = train_tokens, val_tokens
         self.block_size = block_size
         self.chunk_windows = chunk_windows or eval_chunk_windows(val_tokens.device.type)
@@ -133,16 +140,17 @@ def whole_split_loss(
     """Mean cross-entropy (nats per character) over every target of `data`, each counted once.
 
     Windows are laid end to end; a last window, aligned to the end, scores only the targets the
-    others left out. Divide by ln 2 for bits per character. `max_chars` measures only the first
-    `max_chars` tokens (a big text's split would take minutes). Narrow token tensors are moved
-    as they are and widened a chunk of windows at a time.
+    others left out. Divide by ln 2 for bits per character. `data` may be a tensor, array or
+    list of any integer dtype; floating-point ids are refused. Narrow tensors (uint8) are moved
+    as they are and widened a chunk of windows at a time. `max_chars` measures only the first
+    `max_chars` tokens (a big text's whole split would take minutes).
     """
+    data = as_token_tensor("data", data)
     if block_size is None:
         block_size = model.config.block_size  # type: ignore[union-attr]
+    block_size = as_int("block_size", block_size, 1)
     if max_chars is not None:
-        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 2:
-            raise ValueError(f"max_chars must be None or an int >= 2, got {max_chars!r}")
-        data = data[:max_chars]
+        data = data[:as_int("max_chars", max_chars, 2)]
     n_targets = len(data) - 1
     if n_targets < block_size:
         raise ValueError(too_short_message("data", len(data), block_size))

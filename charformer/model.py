@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import as_int, as_real, check_token_dtype
 from .config import ModelConfig
 
 
@@ -33,6 +34,23 @@ def switched_mode(module: nn.Module, training: bool) -> Iterator[nn.Module]:
 def eval_mode(module: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
     """Eval mode (no dropout) for the block, then the previous mode back."""
     return switched_mode(module, False)
+
+
+@contextlib.contextmanager
+def eval_flags(modules: list[nn.Module]) -> Iterator[None]:
+    """Eval mode for `modules` (all of a model's, listed once), then each one's own mode back.
+
+    Sets the flags directly: `nn.Module.train` walks the tree through `__setattr__`, which costs
+    about as much as sampling one character from a small model.
+    """
+    modes = [module.training for module in modules]
+    for module in modules:
+        module.__dict__["training"] = False
+    try:
+        yield
+    finally:
+        for module, mode in zip(modules, modes):
+            module.__dict__["training"] = mode
 
 
 def sinusoidal_positions(block_size: int, n_embd: int) -> torch.Tensor:
@@ -134,9 +152,11 @@ class CharTransformer(nn.Module):
             raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
+        # "learned": a trained table; "sinusoidal": a fixed one; "none": no positions at all
+        # (a causal decoder can still infer position from how much context it sees).
         if config.positional == "learned":
             self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
-        else:
+        elif config.positional == "sinusoidal":
             table = sinusoidal_positions(config.block_size, config.n_embd)
             self.register_buffer("pos_table", table, persistent=False)
         self.drop = nn.Dropout(config.dropout)
@@ -161,41 +181,53 @@ class CharTransformer(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def _check_idx(self, idx: torch.Tensor) -> None:
+    def _check_idx(self, idx: torch.Tensor) -> torch.Tensor:
+        """`idx` as int64 once its shape and dtype (any integer dtype) are checked."""
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
             raise ValueError("idx must be a 2-D tensor of token ids, shape (batch, time)")
-        if idx.dtype not in (torch.long, torch.int32):
-            raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}")
+        check_token_dtype("idx", idx)
         if idx.size(1) < 1:
             raise ValueError("idx must hold at least one token per row")
         if idx.size(1) > self.config.block_size:
             raise ValueError(
                 f"sequence length {idx.size(1)} exceeds block_size {self.config.block_size}"
             )
+        return idx.long()
 
     def _embed(self, idx: torch.Tensor) -> torch.Tensor:
         T = idx.size(1)
+        x = self.tok_emb(idx)  # (B, T, C)
         if self.config.positional == "learned":
-            positions = self.pos_emb.weight[:T]  # (T, C)
-        else:
-            positions = self.pos_table[:T]  # (T, C)
-        return self.drop(self.tok_emb(idx) + positions)  # (B, T, C)
+            x = x + self.pos_emb.weight[:T]  # (T, C) broadcast over the batch
+        elif self.config.positional == "sinusoidal":
+            x = x + self.pos_table[:T]  # (T, C)
+        return self.drop(x)  # (B, T, C)
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, vocab) for every position; the mean cross-entropy when `targets` is given."""
-        self._check_idx(idx)
+        """Logits (B, T, vocab) for every position; the mean cross-entropy when `targets` is given.
+
+        `idx` and `targets` may be of any integer dtype; floating-point ids are refused.
+        """
+        idx = self._check_idx(idx)
+        if targets is not None:
+            if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
+                raise ValueError(
+                    f"targets must be a tensor of the same shape as idx {tuple(idx.shape)}, got "
+                    f"{tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__}"
+                )
+            check_token_dtype("targets", targets)
         logits = self.head(self.ln_f(self._hidden_states(idx)))  # (B, T, V)
         if targets is None:
             return logits, None
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1).long())
         return logits, loss
 
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
         """Every layer's softmax attention weights, (n_layer, B, n_head, T, T), in eval mode."""
-        self._check_idx(idx)
+        idx = self._check_idx(idx)
         maps = []
         with eval_mode(self):
             x = self._embed(idx)
@@ -215,6 +247,36 @@ class CharTransformer(nn.Module):
         last = self._hidden_states(idx)[:, -1, :]  # (B, C): only the last position is needed
         return self.head(self.ln_f(last))  # (B, V)
 
+    def _sampling_arguments(
+        self, idx: torch.Tensor, max_new_tokens: int, temperature: float, top_k: int | None
+    ) -> tuple[torch.Tensor, int, float, int | None]:
+        """The checked sampling arguments, as generate and stream both take them.
+
+        Returns (idx as int64, max_new_tokens, temperature, top_k clamped to the vocabulary).
+        """
+        if isinstance(max_new_tokens, bool):
+            raise ValueError(f"max_new_tokens must be an int, got {max_new_tokens!r}")
+        try:
+            max_new_tokens = operator.index(max_new_tokens)  # ints, numpy ints, 0-d int tensors
+        except TypeError:
+            raise ValueError(f"max_new_tokens must be an int, got {max_new_tokens!r}") from None
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        temperature = as_real("temperature", temperature)  # Python or numpy numbers
+        if temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+        if top_k is not None:
+            top_k = as_int("top_k", top_k, 1)  # None (off) or an int >= 1
+        if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.size(1) < 1:
+            raise ValueError("idx must be a 2-D tensor (batch, time) with at least one token")
+        check_token_dtype("idx", idx)
+        idx = idx.long()
+        vocab_size = self.config.vocab_size
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
+            raise ValueError(f"idx holds token ids outside the vocabulary (0..{vocab_size - 1})")
+        top_k = None if top_k is None else min(top_k, vocab_size)
+        return idx, max_new_tokens, temperature, top_k
+
     def generate(
         self,
         idx: torch.Tensor,
@@ -225,35 +287,14 @@ class CharTransformer(nn.Module):
     ) -> torch.Tensor:
         """Extend `idx` (B, T) by `max_new_tokens` sampled tokens; temperature 0 means greedy.
 
+        `idx` may be of any integer dtype (the result is int64); the numbers may be numpy scalars.
+
         Runs in eval mode under inference mode (the previous mode is restored), writes into one
         preallocated buffer, and computes only the last position's logits at each step.
         """
-        if isinstance(max_new_tokens, bool):
-            raise ValueError(f"max_new_tokens must be an int, got {max_new_tokens!r}")
-        try:
-            max_new_tokens = operator.index(max_new_tokens)  # ints, numpy ints, 0-d int tensors
-        except TypeError:
-            raise ValueError(f"max_new_tokens must be an int, got {max_new_tokens!r}") from None
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float))
-            or not math.isfinite(temperature)
-            or temperature < 0
-        ):
-            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
-        if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.size(1) < 1:
-            raise ValueError("idx must be a 2-D tensor (batch, time) with at least one token")
-        if idx.dtype not in (torch.long, torch.int32):
-            raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}")
-        vocab_size = self.config.vocab_size
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
-            raise ValueError(f"idx holds token ids outside the vocabulary (0..{vocab_size - 1})")
-        top_k = None if top_k is None else min(top_k, vocab_size)
-
+        idx, max_new_tokens, temperature, top_k = self._sampling_arguments(
+            idx, max_new_tokens, temperature, top_k
+        )
         with eval_mode(self), inference_context(idx.device):
             if idx.device.type == "xla":
                 out = self._generate_fixed_shape(idx, max_new_tokens, temperature, top_k, generator)
@@ -261,19 +302,66 @@ class CharTransformer(nn.Module):
                 out = self._generate_growing(idx, max_new_tokens, temperature, top_k, generator)
         return out.clone()  # a normal tensor, usable outside inference mode
 
+    def stream(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[int]:
+        """Each new token id of one sequence (`idx` of shape (1, T)) as soon as it is sampled.
+
+        The same tokens `generate` returns for the same arguments and generator: both take each
+        step from `_sample_at`. Eval and inference mode hold only while a token is sampled, so
+        between tokens (and after the iterator is dropped) the caller's modes are in force.
+        Bad arguments raise here, not at the first token.
+        """
+        idx, max_new_tokens, temperature, top_k = self._sampling_arguments(
+            idx, max_new_tokens, temperature, top_k
+        )
+        if idx.size(0) != 1:
+            raise ValueError(
+                f"stream samples one sequence: idx must have shape (1, T), got {tuple(idx.shape)}"
+            )
+        return self._stream_tokens(idx, max_new_tokens, temperature, top_k, generator)
+
+    def _stream_tokens(
+        self, idx: torch.Tensor, max_new_tokens: int, temperature: float,
+        top_k: int | None, generator: torch.Generator | None,
+    ) -> Iterator[int]:
+        T0 = idx.size(1)
+        out = torch.empty((1, T0 + max_new_tokens), dtype=torch.long, device=idx.device)
+        out[:, :T0] = idx
+        modules = list(self.modules())
+        for t in range(T0, T0 + max_new_tokens):
+            with eval_flags(modules), inference_context(idx.device):
+                token = int(self._sample_at(out, t, temperature, top_k, generator))
+            yield token  # outside both contexts: the caller's modes hold while it has the token
+
+    def _sample_at(
+        self, out: torch.Tensor, t: int, temperature: float,
+        top_k: int | None, generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """One sampling step: write position `t` of `out` (B, >t) from the tokens before it.
+
+        The context is cropped to the last block_size tokens. Returns the new tokens, (B,).
+        """
+        context = out[:, max(0, t - self.config.block_size) : t]  # (B, <= block_size)
+        out[:, t] = sample_next(self._next_token_logits(context), temperature, top_k, generator)
+        return out[:, t]
+
     def _generate_growing(
         self, idx: torch.Tensor, max_new_tokens: int, temperature: float,
         top_k: int | None, generator: torch.Generator | None,
     ) -> torch.Tensor:
         """Eager devices: one preallocated buffer, the context cropped to block_size each step."""
-        block_size = self.config.block_size
         B, T0 = idx.shape
         out = torch.empty((B, T0 + max_new_tokens), dtype=torch.long, device=idx.device)
         out[:, :T0] = idx
         for t in range(T0, T0 + max_new_tokens):
-            context = out[:, max(0, t - block_size) : t]  # (B, <= block_size)
-            logits = self._next_token_logits(context)  # (B, V)
-            out[:, t] = sample_next(logits, temperature, top_k, generator)
+            self._sample_at(out, t, temperature, top_k, generator)
         return out
 
     def _generate_fixed_shape(

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+from .checks import as_int
 from .config import ModelConfig, TrainConfig
+from .tables import aligned
 
 # Every setting a preset can supply: the fields of both configs, less the vocabulary (the data
 # decides it).
@@ -44,6 +46,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# The most of a run the warmup takes when it was not set explicitly: the rest decays.
+WARMUP_FRACTION = 0.1
+
+
 def _check_preset(preset: Any) -> dict[str, Any]:
     if isinstance(preset, str) and preset in PRESETS:
         return PRESETS[preset]
@@ -58,8 +64,10 @@ def resolve_settings(preset: str, **explicit: Any) -> dict[str, Any]:
     """The preset's settings with every explicit (non-None) value put over them.
 
     `lr_decay_iters = 0` asks explicitly for a constant rate (None would mean "the preset's").
-    Values you did not set follow the ones you did: the decay follows `max_iters`, the warmup
-    never outlasts the run (so max_iters=50 still warms up and decays), and `min_lr` never
+    Values you did not set follow the ones you did: the decay follows `max_iters`; the warmup is
+    the preset's or a tenth of the run, whichever is shorter (`WARMUP_FRACTION`), so a preset
+    run of any length warms up for a fraction of it and then decays toward `min_lr` (max_iters=50:
+    5 warmup steps, then 45 decaying ones; under 10 steps, no warmup); and `min_lr` never
     exceeds `learning_rate`.
     """
     settings = dict(_check_preset(preset))
@@ -75,7 +83,8 @@ def resolve_settings(preset: str, **explicit: Any) -> dict[str, Any]:
     if "min_lr" not in given:  # a learning rate set below the preset's floor lowers the floor
         settings["min_lr"] = min(settings["min_lr"], settings["learning_rate"])
     if "warmup_iters" not in given:
-        settings["warmup_iters"] = min(settings["warmup_iters"], settings["max_iters"])
+        run_length = as_int("max_iters", settings["max_iters"], 1)
+        settings["warmup_iters"] = min(settings["warmup_iters"], int(run_length * WARMUP_FRACTION))
     if settings["lr_decay_iters"] is not None:
         settings["lr_decay_iters"] = max(settings["lr_decay_iters"], settings["warmup_iters"])
     return settings
@@ -86,3 +95,46 @@ def configs_from_settings(settings: dict[str, Any], vocab_size: int) -> tuple[Mo
     model_config = ModelConfig(vocab_size=vocab_size, **{k: settings[k] for k in MODEL_SETTINGS})
     train_config = TrainConfig(**{k: settings[k] for k in TRAIN_SETTINGS})
     return model_config, train_config
+
+
+def setting_sources(preset: str, **explicit: Any) -> dict[str, str]:
+    """Where each resolved setting came from: "preset", "you" (an explicit value, used as given)
+    or "derived" (changed by one of `resolve_settings`' rules, e.g. the decay following
+    `max_iters`, `min_lr` following a low learning rate, or the warmup capped at the run)."""
+    settings = resolve_settings(preset, **explicit)
+    given = {name: value for name, value in explicit.items() if value is not None}
+    preset_values = PRESETS[preset]
+    sources = {}
+    for name in SETTING_NAMES:
+        if name in given:
+            as_given = given[name] if not (name == "lr_decay_iters" and given[name] == 0) else None
+            sources[name] = "you" if settings[name] == as_given else "derived"
+        else:
+            sources[name] = "preset" if settings[name] == preset_values[name] else "derived"
+    return sources
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def settings_table(preset: str, **explicit: Any) -> str:
+    """A plain-text table, one aligned row per setting: its name, resolved value and source."""
+    settings = resolve_settings(preset, **explicit)
+    sources = setting_sources(preset, **explicit)
+    rows = [("setting", "value", "source")]
+    rows += [(name, _shown(settings[name]), sources[name]) for name in SETTING_NAMES]
+    return aligned(rows)
+
+
+def changed_settings(preset: str, **explicit: Any) -> list[str]:
+    """One line per setting whose resolved value differs from the preset's, e.g.
+    `n_head 4 -> 8 (you)` or `lr_decay_iters 5000 -> 1200 (derived)`."""
+    settings = resolve_settings(preset, **explicit)
+    sources = setting_sources(preset, **explicit)
+    preset_values = PRESETS[preset]
+    return [
+        f"{name} {_shown(preset_values[name])} -> {_shown(settings[name])} ({sources[name]})"
+        for name in SETTING_NAMES
+        if settings[name] != preset_values[name]
+    ]

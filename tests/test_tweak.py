@@ -25,8 +25,8 @@ def test_explicit_values_beat_the_preset() -> None:
     assert (gpu["n_layer"], gpu["block_size"], gpu["dropout"], gpu["max_iters"]) == (6, 256, 0.2, 2000)
     mine = cf.resolve_settings("gpu", max_iters=50, n_layer=2, dropout=None)
     assert (mine["max_iters"], mine["n_layer"], mine["dropout"]) == (50, 2, 0.2)
-    # A short run warms up and decays within its own length unless told otherwise.
-    assert (mine["warmup_iters"], mine["lr_decay_iters"]) == (50, 50)
+    # A short run warms up for a tenth of its length and decays over the rest, unless told otherwise.
+    assert (mine["warmup_iters"], mine["lr_decay_iters"]) == (5, 50)
     assert cf.resolve_settings("cpu", max_iters=300, lr_decay_iters=200)["lr_decay_iters"] == 200
     assert cf.resolve_settings("cpu", lr_decay_iters=0)["lr_decay_iters"] is None
     assert cf.resolve_settings("quick", num_threads=1)["num_threads"] == 1
@@ -52,11 +52,10 @@ def test_unknown_settings_are_refused() -> None:
 def test_new_run_path_never_reuses_a_name(tmp_path: Path) -> None:
     first = cf.new_run_path(tmp_path / "runs", "cpu")
     assert first == tmp_path / "runs" / "cpu-001.pt"
-    first.parent.mkdir()
-    first.write_bytes(b"x")
+    assert first.is_file() and first.stat().st_size == 0  # reserved: the run's checkpoint replaces it
     (tmp_path / "runs" / "quick-007.pt").write_bytes(b"x")
     assert cf.new_run_path(tmp_path / "runs", "cpu").name == "cpu-008.pt"
-    assert cf.new_run_path(tmp_path / "runs", "my run/2").name == "my-run-2-008.pt"
+    assert cf.new_run_path(tmp_path / "runs", "my run/2").name == "my-run-2-009.pt"
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +79,7 @@ def test_runs_table_lists_what_differs(two_runs: list[Path]) -> None:
         assert line.split()[:2] == [path.name, f"block_size={block}"]
         assert "30 steps" in line and f"{history.train_seconds:.1f} s" in line
         assert f"best val {history.best_val_loss:.4f} at step {history.best_iter}" in line
-        assert line.endswith(f"whole val {history.final_val_loss:.4f}")
+        assert f"whole val {history.final_val_loss:.4f} ± {history.val_stderr[-1]:.4f}" in line
     # Checkpoints work as well as paths; a single run has no setting that differs.
     (alone,) = cf.runs_table([cf.load_checkpoint(two_runs[0])]).splitlines()
     assert alone.split()[:3] == [two_runs[0].name, "30", "steps"]

@@ -1,0 +1,71 @@
+"""Argument checks shared by every public function: numbers and token ids, one rule each.
+
+Numbers: numpy scalars are accepted wherever Python numbers are (np.int64(5) is an int, np.float32
+(0.8) a float) and come back as plain Python numbers; bools are refused (True is not a count).
+Token ids: a tensor of any integer dtype works; floating-point tensors and arrays are refused,
+even when every value is whole, since a fractional id would otherwise be truncated silently.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import torch
+
+
+def as_int(name: str, value: Any, minimum: int | None = None) -> int:
+    """`value` as a Python int if it is an integer (Python or numpy, not a bool), else ValueError."""
+    # numpy ints are numbers.Integral; np.bool_ is not, and Python's bool is refused by name.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def as_real(name: str, value: Any) -> float:
+    """`value` as a Python float if it is a finite real (Python or numpy, not a bool), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def is_integer_dtype(dtype: torch.dtype) -> bool:
+    """Any signed or unsigned integer dtype; not bool, floating point or complex."""
+    return dtype != torch.bool and not dtype.is_floating_point and not dtype.is_complex
+
+
+def check_token_dtype(name: str, tokens: torch.Tensor) -> None:
+    """Refuse a tensor that is not of an integer dtype, naming a fractional id if it holds one."""
+    if is_integer_dtype(tokens.dtype):
+        return
+    detail = ""
+    if tokens.dtype.is_floating_point and tokens.numel():
+        fractional = tokens[tokens != tokens.trunc()]
+        if fractional.numel():
+            detail = f" (it holds fractional values such as {float(fractional.flatten()[0])!r})"
+    raise ValueError(
+        f"{name} must hold integer token ids, got dtype {tokens.dtype}{detail}; "
+        "token ids are whole numbers: convert whole-valued floats with .long()"
+    )
+
+
+def as_token_tensor(name: str, data: Any) -> torch.Tensor:
+    """A 1-D integer tensor of token ids from a tensor, numpy array or list (no copy when possible).
+
+    Floating-point input is refused rather than truncated (see the module docstring).
+    """
+    if isinstance(data, torch.Tensor):
+        tensor = data
+    else:
+        try:
+            tensor = torch.as_tensor(data)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise ValueError(f"{name} must be a 1-D sequence of integer token ids ({error})") from None
+    if tensor.dim() != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of integer token ids, got shape {tuple(tensor.shape)}")
+    check_token_dtype(name, tensor)
+    return tensor

@@ -1,0 +1,328 @@
+"""A sampling playground: controls for prompt, length, temperature, top-k, seed and run, and the
+text shown as it is sampled, in one ipywidgets box."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import load_checkpoint, unwrap_model
+from .data import CharTokenizer
+from .errors import CharformerError
+from .model import CharTransformer
+
+try:
+    import ipywidgets as widgets
+except ImportError:  # the rest of charformer works without it; the playground says what to install
+    widgets = None
+
+NOTEBOOK_MODEL = "this notebook's model"
+MAX_CHARS = 5000
+REDRAWS_PER_SECOND = 25  # sampling sets the pace; the view only needs to look continuous
+BUSY = "a generation is running: wait for it to finish or press Stop"
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
+
+_Box: Any = widgets.VBox if widgets is not None else object
+
+
+def unknown_characters_message(text: str, tokenizer: CharTokenizer) -> str:
+    """'"☃", "é" are not in this run's 65 characters', in the order they appear; "" if none."""
+    known = set(tokenizer.chars)
+    unknown = list(dict.fromkeys(ch for ch in text if ch not in known))
+    if not unknown:
+        return ""
+    names = ", ".join(json.dumps(ch, ensure_ascii=False) for ch in unknown)
+    verb = "is" if len(unknown) == 1 else "are"
+    return f"{names} {verb} not in this run's {tokenizer.vocab_size} characters"
+
+
+@dataclass(frozen=True)
+class SamplingRequest:
+    """One generation's settings, read from the controls once, when it starts."""
+
+    model: CharTransformer
+    tokenizer: CharTokenizer
+    prompt: str
+    chars: int
+    temperature: float
+    top_k: int | None
+    seed: int
+
+    def tokens(self) -> Iterator[int]:
+        """The new token ids, as `model.generate` would sample them with this seed."""
+        device = next(self.model.parameters()).device
+        idx = torch.tensor([self.tokenizer.encode(self.prompt)], dtype=torch.long, device=device)
+        return self.model.stream(
+            idx, self.chars, temperature=self.temperature, top_k=self.top_k,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+
+def _checked_runs(runs: Iterable[str | os.PathLike[str]] | None) -> list[str | os.PathLike[str]]:
+    if runs is None:
+        return []
+    if isinstance(runs, (str, os.PathLike)):
+        raise ValueError("runs must be a list of checkpoint paths, not a single path")
+    paths: list[str | os.PathLike[str]] = []
+    for path in runs:
+        if not isinstance(path, (str, os.PathLike)):
+            raise ValueError(f"runs must hold checkpoint paths, got {type(path).__name__}")
+        if all(str(path) != str(seen) for seen in paths):
+            paths.append(path)
+    return paths
+
+
+def _run_labels(paths: list[str | os.PathLike[str]]) -> list[str]:
+    """Each run's file name; the folder too where two runs share a name."""
+    names = [Path(path).name for path in paths]
+    return [
+        name if names.count(name) == 1 else f"{Path(path).parent.name}/{name}"
+        for name, path in zip(names, paths)
+    ]
+
+
+def _same_run(labels: dict[str, str]) -> Callable[[Any, Any], bool]:
+    """The run dropdown's equality: a run is chosen by its path (as str or Path) or its label."""
+
+    def same(option: Any, proposed: Any) -> bool:
+        if option == proposed:
+            return True
+        if not isinstance(proposed, (str, os.PathLike)):
+            return False
+        return str(proposed) in (str(option), labels.get(str(option)))
+
+    return same
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class SamplingPlayground(_Box):
+    """Sample from the notebook's model, or any saved run, with sliders, and watch the text appear.
+
+    Display it in a cell. Generate streams the text into the view while the kernel stays free,
+    so Stop works mid-way; `generate()` from code runs to the end and returns the text, which
+    equals `tokenizer.decode(model.generate(prompt_ids, chars, temperature=..., top_k=...,
+    generator=torch.Generator().manual_seed(seed))[0].tolist())` for the same controls.
+    """
+
+    def __init__(
+        self,
+        model: CharTransformer,
+        tokenizer: CharTokenizer,
+        *,
+        runs: Iterable[str | os.PathLike[str]] | None = None,
+    ) -> None:
+        if widgets is None:
+            raise ImportError(
+                "cf.SamplingPlayground needs the ipywidgets package, which is not installed: "
+                "pip install ipywidgets"
+            )
+        module = unwrap_model(model)
+        if not isinstance(module, CharTransformer):
+            raise ValueError(f"model must be a CharTransformer, got {type(model).__name__}")
+        if not isinstance(tokenizer, CharTokenizer):
+            raise ValueError(f"tokenizer must be a CharTokenizer, got {type(tokenizer).__name__}")
+        if tokenizer.vocab_size != module.config.vocab_size:
+            raise ValueError(
+                f"tokenizer has {tokenizer.vocab_size} characters but the model's vocab_size is "
+                f"{module.config.vocab_size}"
+            )
+        run_paths = _checked_runs(runs)
+        self.model = module
+        self.tokenizer = tokenizer
+        self._loaded: dict[str, tuple[CharTransformer, CharTokenizer]] = {}
+        self._text = ""
+        self._error = ""
+        self._running = False
+        self._stop_requested = False
+        self._task: asyncio.Task[None] | None = None
+
+        wide = {"description_width": "initial"}
+        self.prompt = widgets.Textarea(value="", description="prompt", placeholder="empty: start from a newline",
+                                       layout=widgets.Layout(width="100%"))
+        self.chars = widgets.IntSlider(value=500, min=1, max=MAX_CHARS, description="characters", style=wide)
+        self.temperature = widgets.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.05,
+                                               description="temperature (0: greedy)", style=wide)
+        self.top_k = widgets.IntSlider(value=0, min=0, max=tokenizer.vocab_size,
+                                       description="top-k (0: off)", style=wide)
+        self.seed = widgets.IntText(value=1337, description="seed", style=wide,
+                                    layout=widgets.Layout(width="180px"))
+        labels = _run_labels(run_paths)
+        self.run = widgets.Dropdown(
+            options=[(NOTEBOOK_MODEL, NOTEBOOK_MODEL), *zip(labels, run_paths)],
+            value=NOTEBOOK_MODEL, description="run", style=wide,
+            equals=_same_run({str(path): label for path, label in zip(run_paths, labels)}),
+        )
+        self.generate_button = widgets.Button(description="Generate", button_style="primary", icon="play")
+        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
+        self.error_view = widgets.HTML(layout=widgets.Layout(display="none"))
+        self.error_view.add_class("charformer-playground-error")
+        self.text_view = widgets.HTML()
+        self.text_view.add_class("charformer-playground-text")
+        super().__init__(children=[
+            self.prompt,
+            widgets.HBox([self.chars, self.temperature]),
+            widgets.HBox([self.top_k, self.seed, self.run]),
+            widgets.HBox([self.generate_button, self.stop_button]),
+            self.error_view,
+            self.text_view,
+        ])
+        self.generate_button.on_click(self._on_generate_clicked)
+        self.stop_button.on_click(lambda _button: self.stop())
+        self.run.observe(self._on_run_chosen, names="value")
+
+    # What code and tests read.
+
+    @property
+    def text(self) -> str:
+        """The prompt and the characters written so far (the last generation's, once it ended)."""
+        return self._text
+
+    @property
+    def error(self) -> str:
+        """Why the last Generate did nothing (or stopped); "" after a good generation."""
+        return self._error
+
+    @property
+    def generating(self) -> bool:
+        return self._running or (self._task is not None and not self._task.done())
+
+    def generate(self) -> str:
+        """Sample with the controls' settings to the end; return (and show) prompt + new text.
+
+        Bad input leaves `text` as it was and says why in `error`.
+        """
+        if self.generating:
+            self._show_error(BUSY)
+            return self._text
+        request = self._request()
+        if request is not None:
+            for _ in self._written(request):
+                pass
+        return self._text
+
+    def stop(self) -> None:
+        """End a running generation after the current character, keeping what was written."""
+        if self.generating:
+            self._stop_requested = True
+
+    # How it works.
+
+    def _on_generate_clicked(self, _button: Any = None) -> None:
+        """In a kernel: a task on its event loop, yielding between characters. Else: to the end."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.generate()
+            return
+        if self.generating:
+            self._show_error(BUSY)
+            return
+        request = self._request()
+        if request is not None:
+            self._running = True  # a second click before the task's first step is refused too
+            self._task = loop.create_task(self._write_on_the_event_loop(request))
+
+    async def _write_on_the_event_loop(self, request: SamplingRequest) -> None:
+        for _ in self._written(request):
+            await asyncio.sleep(0)  # the kernel handles Stop, other widgets and cells here
+
+    def _written(self, request: SamplingRequest) -> Iterator[None]:
+        """Sample `request` into the view, pausing (yield) after each character.
+
+        The view is redrawn for the first character, then at most REDRAWS_PER_SECOND times a
+        second, and once at the end with everything written.
+        """
+        self._running = True
+        self._stop_requested = False
+        self._show_error("")
+        self.stop_button.disabled = False
+        chars = request.tokenizer.chars
+        written = [request.prompt]
+        tokens = request.tokens()
+        last_redraw = -float("inf")
+        try:
+            for token in tokens:
+                written.append(chars[token])
+                now = time.monotonic()
+                if now - last_redraw >= 1.0 / REDRAWS_PER_SECOND:
+                    self._show_text("".join(written))
+                    last_redraw = now
+                yield
+                if self._stop_requested:
+                    break
+        except Exception as error:  # e.g. out of memory mid-way: keep what was written, say why
+            self._show_error(f"sampling stopped: {type(error).__name__}: {_one_line(error)}")
+        finally:
+            tokens.close()
+            self._show_text("".join(written))
+            self._running = False
+            self._stop_requested = False
+            self.stop_button.disabled = True
+
+    def _request(self) -> SamplingRequest | None:
+        """The controls' settings for the chosen run, or None with the reason shown in `error`."""
+        run = self._chosen_run()
+        if run is None:
+            return None
+        model, tokenizer = run
+        prompt = self.prompt.value or "\n"
+        message = unknown_characters_message(prompt, tokenizer)
+        seed = int(self.seed.value)
+        if not message and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+            message = f"the seed must be between {SEED_RANGE[0]} and {SEED_RANGE[1]}, got {seed}"
+        if message:
+            self._show_error(message)
+            return None
+        top_k = int(self.top_k.value)
+        return SamplingRequest(
+            model=model, tokenizer=tokenizer, prompt=prompt, chars=int(self.chars.value),
+            temperature=float(self.temperature.value), top_k=top_k if top_k > 0 else None, seed=seed,
+        )
+
+    def _chosen_run(self) -> tuple[CharTransformer, CharTokenizer] | None:
+        """The chosen run's model and vocabulary; a saved run is loaded once, onto the model's device."""
+        path = self.run.value
+        if path == NOTEBOOK_MODEL:
+            return self.model, self.tokenizer
+        key = str(path)
+        if key not in self._loaded:
+            device = next(self.model.parameters()).device
+            try:
+                checkpoint = load_checkpoint(path, device=device)
+            except (CharformerError, OSError, RuntimeError, ValueError) as error:
+                self._show_error(f"could not load run {self.run.label}: {_one_line(error)}")
+                return None
+            self._loaded[key] = (checkpoint.model, checkpoint.tokenizer)
+        return self._loaded[key]
+
+    def _on_run_chosen(self, _change: Any) -> None:
+        """Load the run now, so a bad file is reported at once and top-k fits its vocabulary."""
+        run = self._chosen_run()
+        if run is not None:
+            self.top_k.max = run[1].vocab_size
+            self._show_error("")
+
+    def _show_text(self, text: str) -> None:
+        self._text = text
+        self.text_view.value = (
+            '<pre style="white-space: pre-wrap; margin: 0; font-family: var(--jp-code-font-family, '
+            f'monospace);">{html.escape(text)}</pre>'
+        )
+
+    def _show_error(self, message: str) -> None:
+        self._error = message
+        self.error_view.value = f'<span style="color: #c62828;">{html.escape(message)}</span>'
+        self.error_view.layout.display = "" if message else "none"
