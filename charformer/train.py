@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_model_state, read_checkpoint, save_checkpoint, temp_path_for, unwrap_model
 from .checks import as_int, as_token_tensor
 from .config import TrainConfig, describe_model_difference
-from .data import CharTokenizer, get_batch
+from .data import CharTokenizer, get_batch, too_short_message
 from .device import choose_compile, choose_precision, xla_sync
 from .distributed import (
     Agreement, data_parallel, interrupted_error, is_main_process, peer_failed, rank_seed,
@@ -123,20 +123,31 @@ class _InterruptLatch:
             signal.signal(signal.SIGINT, self._previous)
 
 
+# Integer dtypes train() takes token ids in; narrow ones stay narrow (widened a batch at a time).
+TOKEN_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+# The end-of-run loss over the val split measures at most its first this many characters.
+FINAL_VAL_MAX_CHARS = 1_000_000
+
+
 def _as_token_tensor(name: str, data: Any, module: CharTransformer, device: torch.device) -> torch.Tensor:
-    """The token ids on `device` as int64, once dtype (any integer), length and range are checked."""
-    tensor = as_token_tensor(name, data).to(device=device, dtype=torch.long)
+    """The token ids on `device`, once dtype (any integer), length and range are checked.
+
+    uint8, int8, int16, int32 and int64 keep their dtype (a narrow text is widened a batch at a
+    time, never whole); torch's barely supported uint16/32/64 become int64 here.
+    """
+    tensor = as_token_tensor(name, data)
+    if tensor.dtype not in TOKEN_DTYPES:
+        tensor = tensor.long()
     block_size, vocab_size = module.config.block_size, module.config.vocab_size
     if len(tensor) < block_size + 1:
-        raise ValueError(
-            f"{name} has {len(tensor)} tokens; block_size={block_size} needs at least {block_size + 1}"
-        )
+        raise ValueError(too_short_message(name, len(tensor), block_size))
     if int(tensor.min()) < 0 or int(tensor.max()) >= vocab_size:
         raise ValueError(
             f"{name} holds token ids up to {int(tensor.max())}, outside this model's vocabulary "
             f"of {vocab_size} characters (ids 0..{vocab_size - 1})"
         )
-    return tensor
+    return tensor.to(device=device)
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -359,6 +370,7 @@ class _Run:
         self.history.iteration = self.iteration
         self.history.train_seconds = self.elapsed()
         self.history.final_val_loss = None
+        self.history.final_val_chars = None
         self.history.run_state = None  # the optimizer has seen the non-finite step
         restored = (
             f"; the weights of the best evaluation (step {self.state.best_iter}) were restored"
@@ -387,6 +399,7 @@ class _Run:
         self.record_progress()
         if interrupted:
             history.final_val_loss = None  # not measured: the weights moved since any earlier one
+            history.final_val_chars = None
         if interrupted and is_main_process():
             print(
                 f"interrupted after step {self.iteration} ({history.train_seconds:.1f} s); "
@@ -394,14 +407,17 @@ class _Run:
             )
         else:
             kept_best = self.config.keep_best and state.hold_best(self.module)
-            history.final_val_loss = whole_split_loss(self.module, self.val_tokens)
+            history.final_val_chars = min(len(self.val_tokens), FINAL_VAL_MAX_CHARS)
+            history.final_val_loss = whole_split_loss(
+                self.module, self.val_tokens, max_chars=FINAL_VAL_MAX_CHARS
+            )
             if is_main_process():
-                print(_summary(history, self.config, kept_best))
+                print(_summary(history, self.config, kept_best, len(self.val_tokens)))
         if self.checkpoint_path is not None:
             self.write_checkpoint()
 
 
-def _summary(history: History, config: TrainConfig, kept_best: bool) -> str:
+def _summary(history: History, config: TrainConfig, kept_best: bool, val_chars: int) -> str:
     """The line a finished run prints: where it ended, its best evaluation, the whole val split."""
     lines = [
         f"finished {history.iteration} steps in {history.train_seconds:.1f} s: "
@@ -428,8 +444,13 @@ def _summary(history: History, config: TrainConfig, kept_best: bool) -> str:
             f"best at step {history.best_iter} ({history.best_val_loss:.4f} ± {best_stderr:.4f}) is "
             f"within one standard error of the last evaluation ({history.val_loss[-1]:.4f})"
         )
+    measured = history.final_val_chars
+    where = (
+        "whole val split" if measured == val_chars
+        else f"val split (its first {measured:,} of {val_chars:,} characters)"
+    )
     lines.append(
-        f"whole val split {history.final_val_loss:.4f} nats = "
+        f"{where} {history.final_val_loss:.4f} nats = "
         f"{history.final_val_loss / math.log(2):.4f} bits per character"  # type: ignore[operator]
     )
     return "; ".join(lines)
@@ -657,6 +678,7 @@ def train(
     _restore(state, module, step, batches, device, config)
     history.interrupted = history.stopped_early = False
     history.final_val_loss = None  # an earlier run's number: these weights will move
+    history.final_val_chars = None
     evaluator = Evaluator(train_tokens, val_tokens, module.config.block_size, config.eval_iters,
                           config.batch_size, config.seed)
     run = _Run(module, config, device, history, state, step, batches, evaluator, train_tokens,
