@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -57,11 +61,6 @@ def test_sampling_paths_agree_on_cuda() -> None:
 
 def test_torchrun_trains_one_model_over_nccl(tmp_path) -> None:
     """One process per GPU (up to 2) under torchrun: NCCL for the gradients, gloo for the flags."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     processes = min(2, torch.cuda.device_count())
     repo = Path(__file__).resolve().parent.parent
     result = subprocess.run(
