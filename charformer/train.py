@@ -666,11 +666,36 @@ def train(
     return history
 
 
+def _notebook_bar_class() -> type | None:
+    """tqdm's Jupyter widget class, if `tqdm.auto` chose it (a notebook kernel with ipywidgets)."""
+    try:
+        from tqdm.notebook import tqdm as notebook_tqdm
+    except ImportError:
+        return None
+    return notebook_tqdm if issubclass(tqdm, notebook_tqdm) else None
+
+
 @contextlib.contextmanager
 def _progress_bar(start: int, total: int) -> Iterator[Any]:
-    progress = tqdm(total=total, initial=min(start, total), desc="training", unit="step",
-                    dynamic_ncols=True)
+    """A text bar in a terminal, a widget in Jupyter.
+
+    A notebook stores a widget's text/plain as it was when first displayed ("0/5000"), which
+    is all a reader sees on the web or in an untrusted notebook. So the widget is shown under a
+    display id and displayed again once closed: the stored fallback is the finished bar.
+    """
+    options = dict(total=total, initial=min(start, total), desc="training", unit="step",
+                   dynamic_ncols=True)
+    handle = None
+    if _notebook_bar_class() is not None:
+        from IPython.display import display
+
+        progress = tqdm(**options, display=False)
+        handle = display(progress.container, display_id=True)
+    else:
+        progress = tqdm(**options)
     try:
         yield progress
     finally:
         progress.close()
+        if handle is not None:
+            handle.update(progress.container)
