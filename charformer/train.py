@@ -588,7 +588,8 @@ def train(
 
     The steps themselves are a plain loop. On the CPU, with `keep_best=False`, a fresh model
     ends with the very same weights (`torch.equal`) as this loop run on a model built under the
-    same seed (tests/test_hand_loop.py keeps it true): `torch.manual_seed(config.seed)`; batches
+    same seed (tests/test_hand_loop.py keeps it true): `torch.set_num_threads(num_threads)` when
+    the config sets it (train runs under it); `torch.manual_seed(config.seed)`; batches
     from `get_batch(train_data, batch_size, block_size, generator=g)` with
     `g = torch.Generator().manual_seed(config.seed)`; `torch.optim.AdamW` with `fused=True`,
     `betas=(beta1, beta2)` and two groups (`weight_decay` on the 2-D weights, 0 on the rest); and
