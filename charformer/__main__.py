@@ -2,16 +2,21 @@
 
   python -m charformer train --max-iters 500 --save runs/short.pt
   python -m charformer sample runs/short.pt --prompt "ROMEO:" --chars 500 --temperature 0.8 --top-k 20 --seed 1
+  torchrun --standalone --nproc_per_node=2 -m charformer train --max-iters 500 --save runs/ddp.pt
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 
 import torch
 
 import charformer as cf
+from charformer.distributed import is_main_process, launched, launched_by_torchrun
 
 COMMANDS = ("train", "sample")
 
@@ -41,6 +46,7 @@ def _sample_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def train_command(args: argparse.Namespace) -> None:
+    """Under torchrun, every rank trains one shared model (DDP); only rank 0 prints and saves."""
     # The arguments are checked (by building the config) before anything is loaded or built.
     config = cf.TrainConfig(
         max_iters=args.max_iters, eval_interval=args.eval_interval, eval_iters=args.eval_iters,
@@ -48,7 +54,21 @@ def train_command(args: argparse.Namespace) -> None:
     )
     if args.sample_chars < 0:
         raise ValueError(f"--sample-chars must be >= 0, got {args.sample_chars}")
-    device = cf.pick_device(args.device)
+    with launched(cf.pick_device(args.device)) as device, _quiet_unless_main():
+        _train_and_sample(args, config, device)
+
+
+@contextlib.contextmanager
+def _quiet_unless_main() -> Iterator[None]:
+    """Ranks other than 0 print nothing (their stderr, for errors, stays)."""
+    if is_main_process():
+        yield
+        return
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
+
+
+def _train_and_sample(args: argparse.Namespace, config: cf.TrainConfig, device: torch.device) -> None:
     print(cf.describe_device(device))
     text = cf.load_tiny_shakespeare(args.data_dir)
     tokenizer = cf.CharTokenizer.from_text(text)
@@ -99,11 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     _sample_parser(subparsers)
     args = parser.parse_args(argv)
     command = train_command if args.command == "train" else sample_command
+    rank = f"rank {os.environ['RANK']}: " if launched_by_torchrun() else ""
     try:
         command(args)
     except (cf.CharformerError, ValueError, RuntimeError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"{rank}error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as interrupt:  # under torchrun: Ctrl-C on a rank stopped them all
+        print(f"{rank}interrupted: {interrupt}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -36,6 +36,23 @@ def eval_mode(module: nn.Module) -> contextlib.AbstractContextManager[nn.Module]
     return switched_mode(module, False)
 
 
+@contextlib.contextmanager
+def eval_flags(modules: list[nn.Module]) -> Iterator[None]:
+    """Eval mode for `modules` (all of a model's, listed once), then each one's own mode back.
+
+    Sets the flags directly: `nn.Module.train` walks the tree through `__setattr__`, which costs
+    about as much as sampling one character from a small model.
+    """
+    modes = [module.training for module in modules]
+    for module in modules:
+        module.__dict__["training"] = False
+    try:
+        yield
+    finally:
+        for module, mode in zip(modules, modes):
+            module.__dict__["training"] = mode
+
+
 def sinusoidal_positions(block_size: int, n_embd: int) -> torch.Tensor:
     """Fixed position codes from *Attention Is All You Need*: sin on even channels, cos on odd."""
     position = torch.arange(block_size, dtype=torch.float32)[:, None]  # (T, 1)
@@ -317,8 +334,9 @@ class CharTransformer(nn.Module):
         T0 = idx.size(1)
         out = torch.empty((1, T0 + max_new_tokens), dtype=torch.long, device=idx.device)
         out[:, :T0] = idx
+        modules = list(self.modules())
         for t in range(T0, T0 + max_new_tokens):
-            with eval_mode(self), inference_context(idx.device):
+            with eval_flags(modules), inference_context(idx.device):
                 token = int(self._sample_at(out, t, temperature, top_k, generator))
             yield token  # outside both contexts: the caller's modes hold while it has the token
 

@@ -147,3 +147,19 @@ def test_numpy_numbers_and_any_integer_dtype_as_generate_takes_them() -> None:
     streamed = model.stream(prompt, np.int64(12), temperature=np.float32(0.7), top_k=np.int32(4),
                             generator=seeded(1))
     assert list(streamed) == expected[0, 3:].tolist()
+
+
+def test_mixed_modes_come_back_module_by_module() -> None:
+    """A model partly in train mode (one block's dropout on) gets exactly that back between tokens."""
+    model = tiny_model(dropout=0.3)
+    model.train()
+    model.blocks[0].eval()
+    before = [module.training for module in model.modules()]
+    expected = model.generate(torch.zeros((1, 1), dtype=torch.long), 8, generator=seeded(4))[0, 1:].tolist()
+    model.train()
+    model.blocks[0].eval()
+    tokens = []
+    for token in model.stream(torch.zeros((1, 1), dtype=torch.long), 8, generator=seeded(4)):
+        tokens.append(token)
+        assert [module.training for module in model.modules()] == before
+    assert tokens == expected  # sampled in eval mode throughout, as generate does
