@@ -212,14 +212,13 @@ def runs_table(runs: Sequence[RunLike]) -> str:
     checkpoints = [c for c in loaded if isinstance(c, Checkpoint)]
     differing = differing_settings(checkpoints)
     scores = [run_score(c) for c in checkpoints]
-    verdict_of = dict(zip(map(id, checkpoints), noise_verdicts(scores)))
-    score_of = dict(zip(map(id, checkpoints), scores))
+    judged = iter(zip(scores, noise_verdicts(scores)))  # in the order of `checkpoints`
     rows = []
     for checkpoint in loaded:
         if isinstance(checkpoint, Path):
             rows.append([checkpoint.name, "no checkpoint yet (reserved by new_run_path)"])
             continue
-        score, verdict = score_of[id(checkpoint)], verdict_of[id(checkpoint)]
+        score, verdict = next(judged)
         settings = _settings(checkpoint)
         history = checkpoint.history
         row = [checkpoint.path.name, *(f"{name}={settings.get(name, '-')}" for name in differing)]

@@ -35,3 +35,19 @@ def test_benchmark_smoke_run(tmp_path) -> None:
     for row in results["sampling"]:  # against the lecture's baseline as written and under inference_mode
         assert row["speedup"] > 0 and row["speedup_vs_inference_mode"] > 0
         assert row["baseline_inference_mode_chars_per_s"] > 0
+
+
+def test_big_text_benchmark_smoke_run(tmp_path) -> None:
+    """Both variants of benchmarks.big_text on a 50 kB synthetic text written in tmp_path."""
+    out, text = tmp_path / "big.json", tmp_path / "big.txt"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.big_text", "--mb", "0.05", "--path", str(text), "--steps", "2",
+         "--threads", "1", "--skip-encode", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert text.stat().st_size == 50_000
+    rows = {row["variant"]: row for row in json.loads(out.read_text())["memory"]}
+    assert rows["narrow"]["dtype"] == "torch.uint8" and rows["list"]["dtype"] == "torch.int64"
+    assert rows["narrow"]["characters"] == rows["list"]["characters"] == 50_000

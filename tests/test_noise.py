@@ -112,3 +112,9 @@ def test_a_real_run_prints_the_verdict_its_numbers_call_for(splits, capsys) -> N
     within = history.best_iter != history.iteration and history.val_loss[-1] - history.best_val_loss < best_se
     assert ("within one standard error of the last evaluation" in printed) == within
     assert all(0 < se < 0.5 for se in history.val_stderr)
+
+
+def test_the_same_run_twice_is_one_best_and_one_within_noise(tmp_path: Path, tokenizer) -> None:
+    run = cf.load_checkpoint(saved_run(tmp_path, tokenizer, "a.pt", 1.7503, [0.02, 0.01, 0.0094]))
+    first, second = cf.runs_table([run, run]).splitlines()
+    assert first.endswith("best") and "+0.0000 vs best: within noise" in second
