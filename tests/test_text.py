@@ -135,7 +135,10 @@ def test_url_cache_defaults_to_xdg_cache_home(file_server: FileServer, tmp_path:
     cf.load_text(file_server.url("/input.txt"))
     folder = tmp_path / "xdg" / "charformer" / "texts"
     assert [p.name.endswith("input.txt") for p in folder.iterdir()] == [True]
-    assert not any(REPO.glob("**/*-input.txt"))  # nothing went into the repository
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    default = cf.text.default_cache_dir()
+    assert default == Path.home() / ".cache" / "charformer" / "texts"
+    assert REPO not in default.parents  # never into the repository
 
 
 def test_url_failures(file_server: FileServer, tmp_path: Path) -> None:
