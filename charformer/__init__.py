@@ -18,6 +18,7 @@ from .errors import (
     DownloadError,
     InsecureURLError,
     NonFiniteLossError,
+    RankFailedError,
 )
 from .evaluate import Estimate, Evaluator, whole_split_loss
 from .history import History
@@ -66,6 +67,7 @@ __all__ = [
     "ModelConfig",
     "NonFiniteLossError",
     "PRESETS",
+    "RankFailedError",
     "SETTING_NAMES",
     "SamplingPlayground",
     "TINY_SHAKESPEARE_SHA256",

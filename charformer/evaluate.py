@@ -68,6 +68,7 @@ class Evaluator:
     `eval_iters` batches of `batch_size` windows for val, a quarter as many for train (see
     `eval_window_counts`); the starts come from `seed + EVAL_SEED_OFFSET`, so evaluating never
     moves training's random streams, and two runs with the same seed see the same windows.
+    The tokens may be of any integer dtype; the sizes may be numpy ints.
     """
 
     def __init__(

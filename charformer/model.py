@@ -316,7 +316,8 @@ class CharTransformer(nn.Module):
         The same tokens `generate` returns for the same arguments and generator: both take each
         step from `_sample_at`. Eval and inference mode hold only while a token is sampled, so
         between tokens (and after the iterator is dropped) the caller's modes are in force.
-        Bad arguments raise here, not at the first token.
+        Bad arguments raise here, not at the first token. On XLA devices each context length
+        compiles its own graph until the context is full (generate's fixed-shape path does not).
         """
         idx, max_new_tokens, temperature, top_k = self._sampling_arguments(
             idx, max_new_tokens, temperature, top_k
@@ -349,8 +350,9 @@ class CharTransformer(nn.Module):
         The context is cropped to the last block_size tokens. Returns the new tokens, (B,).
         """
         context = out[:, max(0, t - self.config.block_size) : t]  # (B, <= block_size)
-        out[:, t] = sample_next(self._next_token_logits(context), temperature, top_k, generator)
-        return out[:, t]
+        tokens = sample_next(self._next_token_logits(context), temperature, top_k, generator)  # (B,)
+        out[:, t] = tokens
+        return tokens
 
     def _generate_growing(
         self, idx: torch.Tensor, max_new_tokens: int, temperature: float,

@@ -55,7 +55,7 @@ def new_run(
 ) -> tuple[CharTransformer, TrainConfig, Path]:
     """Everything a new run starts from: a fresh model seeded by `settings["seed"]`, its
     TrainConfig (with the thread count measured here unless one was set), and a checkpoint path
-    no earlier run uses. Prints both configs, so a run always says what it trains."""
+    reserved by new_run_path: never handed out again, in this process or another. Prints both configs, so a run always says what it trains."""
     model_config, train_config = configs_from_settings(settings, vocab_size)
     train_config = choose_num_threads(model_config, train_config, train_data, device)
     print(repr(train_config))

@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_model_state, read_checkpoint, save_checkpoint, temp_path_for, unwrap_model
-from .checks import as_token_tensor
+from .checks import as_int, as_token_tensor
 from .config import TrainConfig, describe_model_difference
 from .data import CharTokenizer, get_batch, too_short_message
 from .device import choose_compile, choose_precision, xla_sync
@@ -469,10 +469,8 @@ def _check_arguments(
         raise ValueError(f"history must be a History returned by train, got {type(history).__name__}")
     if history is not None and resume_from is not None:
         raise ValueError("pass history= (this process) or resume_from= (a checkpoint), not both")
-    if checkpoint_every is not None and (
-        isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1
-    ):
-        raise ValueError(f"checkpoint_every must be None or an int >= 1, got {checkpoint_every!r}")
+    if checkpoint_every is not None:
+        as_int("checkpoint_every", checkpoint_every, 1)  # None, or an int >= 1 (numpy ints too)
     if checkpoint_every is not None and checkpoint_path is None:
         raise ValueError("checkpoint_every needs a checkpoint_path to write to")
     if checkpoint_path is not None and tokenizer is None and resume_from is None:
@@ -638,7 +636,8 @@ def train(
 
     The steps themselves are a plain loop. On the CPU, with `keep_best=False`, a fresh model
     ends with the very same weights (`torch.equal`) as this loop run on a model built under the
-    same seed (tests/test_hand_loop.py keeps it true): `torch.manual_seed(config.seed)`; batches
+    same seed (tests/test_hand_loop.py keeps it true): `torch.set_num_threads(num_threads)` when
+    the config sets it (train runs under it); `torch.manual_seed(config.seed)`; batches
     from `get_batch(train_data, batch_size, block_size, generator=g)` with
     `g = torch.Generator().manual_seed(config.seed)`; `torch.optim.AdamW` with `fused=True`,
     `betas=(beta1, beta2)` and two groups (`weight_decay` on the 2-D weights, 0 on the rest); and
@@ -722,11 +721,37 @@ def train(
     return history
 
 
+def _notebook_bar_class() -> type | None:
+    """tqdm's Jupyter widget class, if `tqdm.auto` chose it (a notebook kernel with ipywidgets)."""
+    try:
+        from tqdm.notebook import tqdm as notebook_tqdm
+    except ImportError:
+        return None
+    return notebook_tqdm if issubclass(tqdm, notebook_tqdm) else None
+
+
 @contextlib.contextmanager
 def _progress_bar(start: int, total: int) -> Iterator[Any]:
-    progress = tqdm(total=total, initial=min(start, total), desc="training", unit="step",
-                    dynamic_ncols=True, disable=not is_main_process())
+    """A text bar in a terminal, a widget in Jupyter; none on the other processes of a DDP run.
+
+    A notebook stores a widget's text/plain as it was when first displayed ("0/5000"), which
+    is all a reader sees on the web or in an untrusted notebook. So the widget is shown under a
+    display id and displayed again once closed: the stored fallback is the finished bar.
+    """
+    options = dict(total=total, initial=min(start, total), desc="training", unit="step",
+                   dynamic_ncols=True, disable=not is_main_process())
+    handle = None
+    if _notebook_bar_class() is not None:
+        from IPython.display import display
+
+        progress = tqdm(**options, display=False)
+        if not progress.disable:  # a disabled widget bar builds no widget
+            handle = display(progress.container, display_id=True)
+    else:
+        progress = tqdm(**options)
     try:
         yield progress
     finally:
         progress.close()
+        if handle is not None:
+            handle.update(progress.container)

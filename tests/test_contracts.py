@@ -291,6 +291,9 @@ def test_numpy_scalars_are_numbers_everywhere(small, tokenizer, tmp_path: Path) 
     assert type(model_config.n_embd) is int and model_config == tiny_config_like(model_config)
     path = cf.save_checkpoint(tmp_path / "np.pt", cf.CharTransformer(model_config), tokenizer, train_config=config)
     assert cf.load_checkpoint(path).train_config == config  # plain values: loads without pickle
+    history = cf.train(tiny_model(), train, small[1], cf.TrainConfig(max_iters=np.int64(4), **{**TINY, "eval_interval": 2}),
+                       tokenizer=tokenizer, checkpoint_path=tmp_path / "every.pt", checkpoint_every=np.int64(1))
+    assert history.iters == [0, 2, 4] and cf.load_checkpoint(tmp_path / "every.pt").iteration == 4
 
 
 def tiny_config_like(config: cf.ModelConfig) -> cf.ModelConfig:

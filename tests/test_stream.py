@@ -163,3 +163,15 @@ def test_mixed_modes_come_back_module_by_module() -> None:
         tokens.append(token)
         assert [module.training for module in model.modules()] == before
     assert tokens == expected  # sampled in eval mode throughout, as generate does
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/gpu-check.sh)")
+def test_stream_matches_generate_on_cuda_with_a_cpu_generator() -> None:
+    """The playground's formula on a GPU model: a CPU torch.Generator, the same tokens both ways."""
+    model = tiny_model().to("cuda")
+    prompt = torch.randint(65, (1, 20), generator=seeded(0)).to("cuda")
+    for temperature, top_k in ((1.0, None), (0.8, 10), (0, None)):
+        expected = model.generate(prompt, 40, temperature=temperature, top_k=top_k, generator=seeded(2))
+        streamed = model.stream(prompt, 40, temperature=temperature, top_k=top_k, generator=seeded(2))
+        assert list(streamed) == expected[0, 20:].tolist()
