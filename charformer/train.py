@@ -655,7 +655,8 @@ def train(
       run's.
     - Everything that can be checked is checked before the first step: the data (1-D, any
       integer dtype, kept as it is: a uint8 text is widened a batch at a time, never whole;
-      floating-point ids are refused, never truncated; ids inside the vocabulary), the tokenizer's vocabulary against the model, a writable `checkpoint_path`.
+      floating-point ids are refused, never truncated; ids inside the vocabulary), the
+      tokenizer's vocabulary against the model, a writable `checkpoint_path`.
       An error that still ends a run carries its History as `error.history`.
     - A run that ends in NonFiniteLossError restores the best evaluation's weights and, with a
       `checkpoint_path`, writes them there (weights and History, no training state).
