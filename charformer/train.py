@@ -417,8 +417,9 @@ class _Run:
             self.write_checkpoint()
 
 
-def _summary(history: History, config: TrainConfig, kept_best: bool, val_chars: int) -> str:
-    """The line a finished run prints: where it ended, its best evaluation, the whole val split."""
+def _summary(history: History, config: TrainConfig, kept_best: bool, val_chars: int | None = None) -> str:
+    """The line a finished run prints: where it ended, its best evaluation, the val split (`val_chars`
+    characters long; a capped pass says how many it measured)."""
     lines = [
         f"finished {history.iteration} steps in {history.train_seconds:.1f} s: "
         f"train loss {history.train_loss[-1]:.4f}, val loss {history.val_loss[-1]:.4f}"
@@ -446,7 +447,7 @@ def _summary(history: History, config: TrainConfig, kept_best: bool, val_chars: 
         )
     measured = history.final_val_chars
     where = (
-        "whole val split" if measured == val_chars
+        "whole val split" if measured is None or val_chars is None or measured == val_chars
         else f"val split (its first {measured:,} of {val_chars:,} characters)"
     )
     lines.append(
