@@ -18,13 +18,23 @@ from .errors import (
     DownloadError,
     InsecureURLError,
     NonFiniteLossError,
+    RankFailedError,
 )
 from .evaluate import Estimate, Evaluator, whole_split_loss
 from .history import History
 from .model import CharTransformer, sinusoidal_positions
 from .state import TrainState
+from .text import load_text
 from .plot import LivePlot, plot_attention, plot_losses
-from .presets import PRESETS, SETTING_NAMES, configs_from_settings, resolve_settings
+from .presets import (
+    PRESETS,
+    SETTING_NAMES,
+    changed_settings,
+    configs_from_settings,
+    resolve_settings,
+    setting_sources,
+    settings_table,
+)
 from .runs import compare_runs, new_run, new_run_path, runs_table
 from .threads import choose_num_threads, measure_threads
 from .train import learning_rate_at, train
@@ -57,12 +67,14 @@ __all__ = [
     "ModelConfig",
     "NonFiniteLossError",
     "PRESETS",
+    "RankFailedError",
     "SETTING_NAMES",
     "SamplingPlayground",
     "TINY_SHAKESPEARE_SHA256",
     "TINY_SHAKESPEARE_URL",
     "TrainConfig",
     "TrainState",
+    "changed_settings",
     "choose_device",
     "choose_num_threads",
     "compare_runs",
@@ -77,6 +89,7 @@ __all__ = [
     "new_run",
     "new_run_path",
     "load_checkpoint",
+    "load_text",
     "load_tiny_shakespeare",
     "pick_device",
     "plot_attention",
@@ -84,6 +97,8 @@ __all__ = [
     "resolve_settings",
     "runs_table",
     "save_checkpoint",
+    "setting_sources",
+    "settings_table",
     "sinusoidal_positions",
     "train",
     "train_val_split",

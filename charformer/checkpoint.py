@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 from dataclasses import dataclass
@@ -54,6 +55,12 @@ def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp")
 
 
+def _remove_quietly(path: Path) -> None:
+    """Remove a leftover temporary file; one that cannot be there (no folder) is not an error."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -98,22 +105,22 @@ def save_checkpoint(
         "iteration": iteration,
         "training_state": to_cpu(training_state),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(temp, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
     except Exception as exc:
-        temp.unlink(missing_ok=True)
+        _remove_quietly(temp)
         raise CheckpointError(
             f"could not write checkpoint {path} ({type(exc).__name__}: {exc}); "
             "any previous checkpoint there is unchanged"
         ) from exc
     except BaseException:
-        temp.unlink(missing_ok=True)
+        _remove_quietly(temp)
         raise
     return path
 

@@ -10,7 +10,7 @@ from .checks import as_int, as_real
 
 ATTENTION_MODES = ("fused", "explicit")
 ACTIVATIONS = ("relu", "gelu")
-POSITIONAL_MODES = ("learned", "sinusoidal")
+POSITIONAL_MODES = ("learned", "sinusoidal", "none")
 
 
 def _require_int(config: Any, name: str, minimum: int) -> None:

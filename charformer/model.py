@@ -152,9 +152,11 @@ class CharTransformer(nn.Module):
             raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
+        # "learned": a trained table; "sinusoidal": a fixed one; "none": no positions at all
+        # (a causal decoder can still infer position from how much context it sees).
         if config.positional == "learned":
             self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
-        else:
+        elif config.positional == "sinusoidal":
             table = sinusoidal_positions(config.block_size, config.n_embd)
             self.register_buffer("pos_table", table, persistent=False)
         self.drop = nn.Dropout(config.dropout)
@@ -194,11 +196,12 @@ class CharTransformer(nn.Module):
 
     def _embed(self, idx: torch.Tensor) -> torch.Tensor:
         T = idx.size(1)
+        x = self.tok_emb(idx)  # (B, T, C)
         if self.config.positional == "learned":
-            positions = self.pos_emb.weight[:T]  # (T, C)
-        else:
-            positions = self.pos_table[:T]  # (T, C)
-        return self.drop(self.tok_emb(idx) + positions)  # (B, T, C)
+            x = x + self.pos_emb.weight[:T]  # (T, C) broadcast over the batch
+        elif self.config.positional == "sinusoidal":
+            x = x + self.pos_table[:T]  # (T, C)
+        return self.drop(x)  # (B, T, C)
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None

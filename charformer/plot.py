@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .history import History
 
@@ -21,11 +22,13 @@ def plot_losses(history: History, *, title: str = "Training and validation loss"
         raise ValueError("the History has no evaluations to plot")
     figure = Figure(figsize=(7, 4), dpi=80)
     axes = figure.add_subplot()
-    axes.plot(history.iters, history.train_loss, label="train")
-    axes.plot(history.iters, history.val_loss, label="val")
+    marker = "o" if len(history.iters) == 1 else None  # a one-point line is invisible without one
+    axes.plot(history.iters, history.train_loss, marker=marker, label="train")
+    axes.plot(history.iters, history.val_loss, marker=marker, label="val")
     if history.best_iter is not None and history.best_val_loss is not None:
         axes.scatter([history.best_iter], [history.best_val_loss], color="C3", zorder=3,
                      label=f"best val {history.best_val_loss:.4f} at step {history.best_iter}")
+    _readable_limits(axes, history.iters, history.train_loss + history.val_loss)
     axes.set_xlabel("step")
     axes.set_ylabel("cross-entropy loss (nats per character)")
     axes.set_title(title)
@@ -33,6 +36,23 @@ def plot_losses(history: History, *, title: str = "Training and validation loss"
     axes.legend()
     figure.tight_layout()
     return figure
+
+
+# The narrowest loss range an axis shows: one or two evaluations (or a flat curve) would
+# otherwise be autoscaled to a sliver of 1e-4 drawn as "+4.167" with ticks 0.0001-0.0008.
+MIN_LOSS_SPAN = 0.2
+
+
+def _readable_limits(axes: Any, steps: Sequence[int], losses: Sequence[float]) -> None:
+    """Whole-step ticks, at least MIN_LOSS_SPAN of loss, and plain tick labels (no offset)."""
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right = max(max(steps), 1) * 1.02
+    axes.set_xlim(-0.02 * right, right)  # a little room, so that a point at step 0 shows whole
+    low, high = min(losses), max(losses)
+    if high - low < MIN_LOSS_SPAN:
+        middle = (low + high) / 2
+        axes.set_ylim(middle - MIN_LOSS_SPAN / 2, middle + MIN_LOSS_SPAN / 2)
+    axes.ticklabel_format(useOffset=False, style="plain")
 
 
 def _running_in_a_kernel() -> bool:
@@ -59,6 +79,7 @@ class LivePlot:
         self.min_seconds = min_seconds
         self.history: History | None = None
         self.draws = 0
+        self.figure: Figure | None = None  # the last frame drawn
         self._handle: Any = None
         self._last_draw = -math.inf
 
@@ -77,7 +98,7 @@ class LivePlot:
     def draw(self) -> None:
         """Render the current History and show it (or write it) now."""
         assert self.history is not None
-        figure = plot_losses(self.history, title=self.title)
+        figure = self.figure = plot_losses(self.history, title=self.title)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
         png = buffer.getvalue()

@@ -11,6 +11,7 @@ from typing import Any
 
 from .checks import as_int
 from .config import ModelConfig, TrainConfig
+from .tables import aligned
 
 # Every setting a preset can supply: the fields of both configs, less the vocabulary (the data
 # decides it).
@@ -94,3 +95,46 @@ def configs_from_settings(settings: dict[str, Any], vocab_size: int) -> tuple[Mo
     model_config = ModelConfig(vocab_size=vocab_size, **{k: settings[k] for k in MODEL_SETTINGS})
     train_config = TrainConfig(**{k: settings[k] for k in TRAIN_SETTINGS})
     return model_config, train_config
+
+
+def setting_sources(preset: str, **explicit: Any) -> dict[str, str]:
+    """Where each resolved setting came from: "preset", "you" (an explicit value, used as given)
+    or "derived" (changed by one of `resolve_settings`' rules, e.g. the decay following
+    `max_iters`, `min_lr` following a low learning rate, or the warmup capped at the run)."""
+    settings = resolve_settings(preset, **explicit)
+    given = {name: value for name, value in explicit.items() if value is not None}
+    preset_values = PRESETS[preset]
+    sources = {}
+    for name in SETTING_NAMES:
+        if name in given:
+            as_given = given[name] if not (name == "lr_decay_iters" and given[name] == 0) else None
+            sources[name] = "you" if settings[name] == as_given else "derived"
+        else:
+            sources[name] = "preset" if settings[name] == preset_values[name] else "derived"
+    return sources
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def settings_table(preset: str, **explicit: Any) -> str:
+    """A plain-text table, one aligned row per setting: its name, resolved value and source."""
+    settings = resolve_settings(preset, **explicit)
+    sources = setting_sources(preset, **explicit)
+    rows = [("setting", "value", "source")]
+    rows += [(name, _shown(settings[name]), sources[name]) for name in SETTING_NAMES]
+    return aligned(rows)
+
+
+def changed_settings(preset: str, **explicit: Any) -> list[str]:
+    """One line per setting whose resolved value differs from the preset's, e.g.
+    `n_head 4 -> 8 (you)` or `lr_decay_iters 5000 -> 1200 (derived)`."""
+    settings = resolve_settings(preset, **explicit)
+    sources = setting_sources(preset, **explicit)
+    preset_values = PRESETS[preset]
+    return [
+        f"{name} {_shown(preset_values[name])} -> {_shown(settings[name])} ({sources[name]})"
+        for name in SETTING_NAMES
+        if settings[name] != preset_values[name]
+    ]

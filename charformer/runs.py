@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -15,6 +17,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .config import TrainConfig
 from .model import CharTransformer
 from .presets import configs_from_settings
+from .tables import aligned
 from .threads import choose_num_threads
 
 RunLike = Union[str, "os.PathLike[str]", Checkpoint]
@@ -52,7 +55,7 @@ def new_run(
 ) -> tuple[CharTransformer, TrainConfig, Path]:
     """Everything a new run starts from: a fresh model seeded by `settings["seed"]`, its
     TrainConfig (with the thread count measured here unless one was set), and a checkpoint path
-    no earlier run uses. Prints both configs, so a run always says what it trains."""
+    reserved by new_run_path: never handed out again, in this process or another. Prints both configs, so a run always says what it trains."""
     model_config, train_config = configs_from_settings(settings, vocab_size)
     train_config = choose_num_threads(model_config, train_config, train_data, device)
     print(repr(train_config))
@@ -106,25 +109,88 @@ def _label(checkpoint: Checkpoint, differing: list[str]) -> str:
     return f"{checkpoint.path.stem} ({detail})" if detail else checkpoint.path.stem
 
 
-def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by run") -> Figure:
-    """One figure, one val curve per run (labelled with the settings that differ), best marked.
+@dataclass(frozen=True)
+class RunScore:
+    """What a run is ranked by: its whole-split val and a standard error to judge it with.
 
-    Runs reserved by new_run_path that have no checkpoint yet are left out.
+    The whole split is measured once, without a standard error; `stderr` is that of the run's
+    last val estimate (its fixed evaluation windows), None for checkpoints written before
+    standard errors were kept.
     """
+
+    val: float | None
+    stderr: float | None
+
+
+def run_score(checkpoint: Checkpoint) -> RunScore:
+    history = checkpoint.history
+    if history is None or not history.iters:
+        return RunScore(None, None)
+    return RunScore(history.final_val_loss, history.val_stderr_at(history.iters[-1]))
+
+
+def noise_verdicts(scores: Sequence[RunScore]) -> list[str]:
+    """For each run, how it stands against the best (lowest whole val) run: "best", or its gap
+    and whether that gap is within noise: under two standard errors of the difference,
+    sqrt(se_run^2 + se_best^2). Empty for a run without a whole val, or when there is one run."""
+    scored = [i for i, score in enumerate(scores) if score.val is not None]
+    if len(scored) < 2:
+        return [""] * len(scores)
+    best = min(scored, key=lambda i: scores[i].val)  # type: ignore[arg-type, return-value]
+    best_score = scores[best]
+    verdicts = []
+    for index, score in enumerate(scores):
+        if score.val is None:
+            verdicts.append("")
+            continue
+        if index == best:
+            verdicts.append("best")
+            continue
+        gap = score.val - best_score.val  # type: ignore[operator]
+        if score.stderr is None or best_score.stderr is None:
+            verdicts.append(f"+{gap:.4f} vs best (noise unknown)")
+            continue
+        gap_stderr = math.hypot(score.stderr, best_score.stderr)
+        if gap < 2 * gap_stderr:
+            verdicts.append(f"+{gap:.4f} vs best: within noise (2 s.e. = {2 * gap_stderr:.4f})")
+        else:
+            verdicts.append(f"+{gap:.4f} vs best ({gap / gap_stderr:.1f} s.e.)")
+    return verdicts
+
+
+def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by run") -> Figure:
+    """One figure, one val curve per run (labelled with the settings that differ), each best
+    evaluation marked with a bar of plus or minus its standard error; the best run (lowest whole
+    val) and each run within noise of it (see `noise_verdicts`) are annotated at that marker,
+    and the latter's markers are hollow. Runs reserved by new_run_path that have no checkpoint
+    yet are left out."""
     checkpoints = [c for c in _load_runs(runs) if isinstance(c, Checkpoint)]
     if not checkpoints:
         raise ValueError("none of these runs has written a checkpoint yet: nothing to plot")
     differing = differing_settings(checkpoints)
+    for checkpoint in checkpoints:
+        if checkpoint.history is None or not checkpoint.history.iters:
+            raise ValueError(f"{checkpoint.path} has no History to plot (a weights-only checkpoint)")
+    verdicts = noise_verdicts([run_score(c) for c in checkpoints])
     figure = Figure(figsize=(7, 4), dpi=80)
     axes = figure.add_subplot()
-    for index, checkpoint in enumerate(checkpoints):
+    for index, (checkpoint, verdict) in enumerate(zip(checkpoints, verdicts)):
         history = checkpoint.history
-        if history is None or not history.iters:
-            raise ValueError(f"{checkpoint.path} has no History to plot (a weights-only checkpoint)")
+        assert history is not None
         color = f"C{index % 10}"
+        within_noise = "within noise" in verdict
         axes.plot(history.iters, history.val_loss, color=color, label=_label(checkpoint, differing))
-        if history.best_iter is not None:
-            axes.scatter([history.best_iter], [history.best_val_loss], color=color, zorder=3)
+        if history.best_iter is None:
+            continue
+        x, y = history.best_iter, history.best_val_loss
+        stderr = history.val_stderr_at(x)
+        if stderr is not None:  # the best estimate's standard error, as a bar
+            axes.vlines([x], [y - stderr], [y + stderr], color=color, zorder=3)
+        axes.scatter([x], [y], color=color, facecolors="none" if within_noise else color, zorder=4)
+        if verdict == "best" or within_noise:
+            note = "best run" if verdict == "best" else "within noise of the best"
+            axes.annotate(note, (x, y), xytext=(-4, -12), textcoords="offset points",
+                          ha="right", fontsize=7, color=color)
     axes.set_xlabel("step")
     axes.set_ylabel("val loss (nats per character)")
     axes.set_title(title)
@@ -136,16 +202,23 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
 
 def runs_table(runs: Sequence[RunLike]) -> str:
     """One line per run: its file, the settings that differ between the runs, steps, seconds of
-    training, the best val estimate (and its step) and the whole-split val at the end ("-" when
-    it was not measured, as for an interrupted run). A path new_run_path reserved whose run has
-    not written its checkpoint yet is listed as such."""
+    training, the best val estimate (and its step), the whole-split val at the end with the
+    standard error of the run's last val estimate (`± ?` where a checkpoint has none; "-" when
+    the whole split was not measured, as for an interrupted run), and, for several runs, how
+    each stands against the best one (`noise_verdicts`: a gap under two standard errors of the
+    difference is "within noise"). A path new_run_path reserved whose run has not written its
+    checkpoint yet is listed as such."""
     loaded = _load_runs(runs)
-    differing = differing_settings([c for c in loaded if isinstance(c, Checkpoint)])
+    checkpoints = [c for c in loaded if isinstance(c, Checkpoint)]
+    differing = differing_settings(checkpoints)
+    scores = [run_score(c) for c in checkpoints]
+    judged = iter(zip(scores, noise_verdicts(scores)))  # in the order of `checkpoints`
     rows = []
     for checkpoint in loaded:
         if isinstance(checkpoint, Path):
             rows.append([checkpoint.name, "no checkpoint yet (reserved by new_run_path)"])
             continue
+        score, verdict = next(judged)
         settings = _settings(checkpoint)
         history = checkpoint.history
         row = [checkpoint.path.name, *(f"{name}={settings.get(name, '-')}" for name in differing)]
@@ -154,9 +227,9 @@ def runs_table(runs: Sequence[RunLike]) -> str:
         else:
             best = ("best val -" if history.best_val_loss is None
                     else f"best val {history.best_val_loss:.4f} at step {history.best_iter}")
-            final = "whole val -" if history.final_val_loss is None else f"whole val {history.final_val_loss:.4f}"
+            stderr = "?" if score.stderr is None else f"{score.stderr:.4f}"
+            final = ("whole val -" if score.val is None
+                     else f"whole val {score.val:.4f} ± {stderr} (last estimate's s.e.)")
             row += [f"{history.iteration} steps", f"{history.train_seconds:.1f} s", best, final]
-        rows.append(row)
-    measured = [row for row in rows if len(row) > 2] or rows  # a reserved row spans the rest
-    widths = [max(len(row[i]) for row in measured) for i in range(len(measured[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+        rows.append(row + ([verdict] if len(checkpoints) > 1 else []))
+    return aligned(rows)

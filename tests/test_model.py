@@ -36,7 +36,7 @@ def test_rejects_bad_inputs() -> None:
         cf.CharTransformer({"vocab_size": 65})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal", "none"])
 def test_explicit_and_fused_attention_agree(data: torch.Tensor, positional: str) -> None:
     fused = tiny_model(positional=positional, attention="fused").eval()
     explicit = cf.CharTransformer(tiny_config(positional=positional, attention="explicit")).eval()
