@@ -651,11 +651,14 @@ def train(
     - A continued run uses the config it is given for the learning rate, weight decay and betas
       (the schedule is computed from it at every step); with an unchanged config, continuing is
       exact, bit for bit.
-    - `history.final_val_loss` is the whole-split val loss of the weights the model holds, or
-      None when it was not measured (an interrupted or failed run), never an earlier run's.
+    - `history.final_val_loss` is the whole-split val loss of the weights the model holds (its
+      first FINAL_VAL_MAX_CHARS characters on a big text; `history.final_val_chars` says how
+      many), or None when it was not measured (an interrupted or failed run), never an earlier
+      run's.
     - Everything that can be checked is checked before the first step: the data (1-D, any
-      integer dtype; floating-point ids are refused, never truncated; ids inside the
-      vocabulary), the tokenizer's vocabulary against the model, a writable `checkpoint_path`.
+      integer dtype, kept as it is: a uint8 text is widened a batch at a time, never whole;
+      floating-point ids are refused, never truncated; ids inside the vocabulary), the
+      tokenizer's vocabulary against the model, a writable `checkpoint_path`.
       An error that still ends a run carries its History as `error.history`.
     - A run that ends in NonFiniteLossError restores the best evaluation's weights and, with a
       `checkpoint_path`, writes them there (weights and History, no training state).
