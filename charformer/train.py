@@ -23,7 +23,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import load_model_state, read_checkpoint, save_checkpoint, temp_path_for, unwrap_model
+from .checkpoint import (
+    check_tokenizer_fits,
+    load_model_state,
+    read_checkpoint,
+    save_checkpoint,
+    temp_path_for,
+    unwrap_model,
+)
 from .checks import as_int, as_token_tensor
 from .config import TrainConfig, describe_model_difference
 from .data import CharTokenizer, get_batch, too_short_message
@@ -478,13 +485,8 @@ def _check_arguments(
         raise ValueError("checkpoint_path needs tokenizer= so that the checkpoint carries its vocabulary")
     if on_evaluation is not None and not callable(on_evaluation):
         raise ValueError(f"on_evaluation must be callable, got {on_evaluation!r}")
-    if tokenizer is not None and not isinstance(tokenizer, CharTokenizer):
-        raise ValueError(f"tokenizer must be a CharTokenizer, got {type(tokenizer).__name__}")
-    if tokenizer is not None and tokenizer.vocab_size != module.config.vocab_size:
-        raise ValueError(
-            f"tokenizer has {tokenizer.vocab_size} characters but the model's vocab_size is "
-            f"{module.config.vocab_size}: the model was built for another vocabulary"
-        )
+    if tokenizer is not None:
+        check_tokenizer_fits(tokenizer, module)
     return module
 
 
