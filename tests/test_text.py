@@ -216,8 +216,9 @@ def test_narrow_data_trains_the_same_weights(text: str, tokenizer: cf.CharTokeni
     assert histories[0].final_val_chars == len(narrow) - int(0.9 * len(narrow))
 
 
-def test_narrow_batches_and_losses_widen_only_the_batch(data: torch.Tensor) -> None:
-    narrow = data.to(torch.uint8)
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32])
+def test_narrow_batches_and_losses_widen_only_the_batch(data: torch.Tensor, dtype: torch.dtype) -> None:
+    narrow = data.to(dtype)
     x, y = cf.get_batch(narrow, 4, 8, generator=torch.Generator().manual_seed(5))
     wide_x, wide_y = cf.get_batch(data, 4, 8, generator=torch.Generator().manual_seed(5))
     assert x.dtype == y.dtype == torch.long
