@@ -141,7 +141,7 @@ def test_a_one_process_checkpoint_continues_in_two_with_a_warning(two_ranks) -> 
     ("failure", "failing_rank", "own_error", "others_error", "words"),
     [
         ("on_evaluation", 0, "RuntimeError", "RankFailedError", "on_evaluation failed on purpose"),
-        ("checkpoint", 0, "FileExistsError", "RankFailedError", "checkpoints"),
+        ("checkpoint", 0, "CheckpointError", "RankFailedError", "could not write checkpoint"),
         ("nonfinite", 1, "NonFiniteLossError", "NonFiniteLossError", "not finite"),
         ("sigint", 1, "KeyboardInterrupt", "KeyboardInterrupt", "interrupted on rank 1"),
     ],
@@ -171,7 +171,9 @@ def test_the_launch_ends_non_zero_with_the_error(failures) -> None:
 
 
 def test_the_cli_trains_one_model_under_torchrun(tmp_path: Path) -> None:
-    result = torchrun("charformer", "train", "--max-iters", "4", "--eval-interval", "2",
+    text = tmp_path / "slice.txt"
+    text.write_text((REPO / "data" / "input.txt").read_text(encoding="utf-8")[:20_000], encoding="utf-8")
+    result = torchrun("charformer", "train", "--text", text, "--max-iters", "4", "--eval-interval", "2",
                       "--eval-iters", "1", "--sample-chars", "20", "--save", tmp_path / "cli.pt",
                       module=True)
     assert result.returncode == 0, result.stderr[-3000:]

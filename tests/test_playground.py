@@ -337,7 +337,7 @@ def test_without_ipywidgets_charformer_works_and_the_playground_says_what_to_ins
         "import torch, charformer as cf\n"
         "print('loaded by import charformer:', 'ipywidgets' in sys.modules)\n"
         "sys.modules['ipywidgets'] = None  # now `import ipywidgets` fails\n"
-        "assert 'SamplingPlayground' in cf.__all__\n"
+        "assert 'SamplingPlayground' in cf.__all__ and 'SamplingPlayground' in dir(cf)\n"
         "model = cf.CharTransformer(cf.ModelConfig(vocab_size=3, block_size=4, n_embd=8, n_head=2, n_layer=1))\n"
         "print(model.generate(torch.zeros((1, 1), dtype=torch.long), 3).shape)\n"
         "try:\n"
