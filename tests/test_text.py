@@ -229,6 +229,8 @@ def test_narrow_batches_and_losses_widen_only_the_batch(data: torch.Tensor, dtyp
     assert cf.whole_split_loss(model, val) == cf.whole_split_loss(model, val.long())
     capped = cf.whole_split_loss(model, val, max_chars=1000)
     assert capped == cf.whole_split_loss(model, val[:1000]) != cf.whole_split_loss(model, val)
+    with pytest.raises(ValueError, match="max_chars"):
+        cf.whole_split_loss(model, val, max_chars=True)
     evaluators = [cf.Evaluator(d[:-3000], d[-3000:], 16, 2, 4, seed=1) for d in (narrow, data)]
     assert evaluators[0](model) == evaluators[1](model)
 
