@@ -2,6 +2,12 @@
 
 Prints a table and a JSON object. `--quick` runs a few steps of everything (CI's smoke test);
 its numbers are not meant to be read.
+
+Like for like: both sides of every comparison run at the same thread count; sampling is compared
+against the baseline as the lecture writes it (no no_grad: autograd graphs are built) and under
+`torch.inference_mode`; the training step names each side's AdamW (the baseline's PyTorch default
+is the for-loop implementation on the CPU, charformer's is fused) and adds the baseline with
+fused AdamW, so the optimizer phase can be compared on equal terms.
 """
 
 from __future__ import annotations
@@ -74,17 +80,25 @@ def with_threads(threads: int, fn: Callable[[], Any]) -> Any:
         torch.set_num_threads(previous)
 
 
+# Which AdamW each side steps with (PyTorch's default on CPU tensors is neither foreach nor fused).
+BASELINE_ADAMW = "default (for-loop)"
+CHARFORMER_ADAMW = "fused"
+
+
 def bench_training_steps(train: torch.Tensor, vocab: int, steps: int, warmup: int,
                          thread_options: list[int]) -> list[dict[str, Any]]:
+    """Each variant at each thread count; "vs base" compares with the baseline at the same count."""
     rows = []
     for threads in thread_options:
-        torch.manual_seed(0)
-        base = bl.BigramLanguageModel(vocab, **LECTURE)
-        base_opt = torch.optim.AdamW(base.parameters(), lr=1e-3)
-        timing = with_threads(threads, lambda: time_steps(baseline_step(base, base_opt, train), steps, warmup))
-        rows.append({"variant": "baseline (per-head modules)", "threads": threads, **timing,
-                     "tokens": BATCH * LECTURE["block_size"],
-                     "flops": step_flops(cf.ModelConfig(vocab_size=vocab, **LECTURE), BATCH)})
+        for name, adamw, fused in (("baseline (per-head modules)", BASELINE_ADAMW, None),
+                                   ("baseline, fused AdamW (per-head modules)", CHARFORMER_ADAMW, True)):
+            torch.manual_seed(0)
+            base = bl.BigramLanguageModel(vocab, **LECTURE)
+            base_opt = torch.optim.AdamW(base.parameters(), lr=1e-3, fused=fused)
+            timing = with_threads(threads, lambda: time_steps(baseline_step(base, base_opt, train), steps, warmup))
+            rows.append({"variant": name, "adamw": adamw, "threads": threads, **timing,
+                         "tokens": BATCH * LECTURE["block_size"],
+                         "flops": step_flops(cf.ModelConfig(vocab_size=vocab, **LECTURE), BATCH)})
         for name, model_config, train_config in (
             ("charformer explicit", cf.ModelConfig(vocab_size=vocab, attention="explicit", **LECTURE), cf.TrainConfig()),
             ("charformer fused", cf.ModelConfig(vocab_size=vocab, attention="fused", **LECTURE), cf.TrainConfig()),
@@ -98,12 +112,14 @@ def bench_training_steps(train: torch.Tensor, vocab: int, steps: int, warmup: in
             generator = torch.Generator().manual_seed(0)
             step = charformer_step(model, optimizer, train, train_config, generator)
             timing = with_threads(threads, lambda: time_steps(step, steps, warmup))
-            rows.append({"variant": name, "threads": threads, **timing,
+            rows.append({"variant": name, "adamw": CHARFORMER_ADAMW, "threads": threads, **timing,
                          "tokens": BATCH * model_config.block_size,
                          "flops": step_flops(model_config, BATCH)})
     for row in rows:
         row["tokens_per_s"] = row["tokens"] / row["total"]
         row["gflops"] = row["flops"] / row["total"] / 1e9
+        base = next(r for r in rows if r["threads"] == row["threads"] and r["adamw"] == BASELINE_ADAMW)
+        row["vs_baseline_same_threads"] = row["tokens_per_s"] / (base["tokens"] / base["total"])
     return rows
 
 
@@ -122,9 +138,10 @@ def briefly_trained(train: torch.Tensor, val: torch.Tensor, vocab: int, iters: i
 def bench_evaluation(model: cf.CharTransformer, base: bl.BigramLanguageModel, train: torch.Tensor,
                      val: torch.Tensor, eval_iters_options: list[int], threads: int,
                      baseline_eval_iters: int) -> dict[str, Any]:
+    """Both sides at `threads` threads."""
     splits = {"train": train, "val": val}
     start = time.perf_counter()
-    with_threads(torch.get_num_threads(), lambda: bl.estimate_loss(base, splits, baseline_eval_iters, BATCH))
+    with_threads(threads, lambda: bl.estimate_loss(base, splits, baseline_eval_iters, BATCH))
     baseline_seconds = time.perf_counter() - start
     # The baseline's own spread: the std of single-batch val losses over sqrt(eval_iters).
     batch_losses = []
@@ -148,24 +165,28 @@ def bench_evaluation(model: cf.CharTransformer, base: bl.BigramLanguageModel, tr
     start = time.perf_counter()
     whole = with_threads(threads, lambda: whole_split_loss(model, val))
     whole_seconds = time.perf_counter() - start
-    return {"baseline_seconds": baseline_seconds, "baseline_eval_iters": baseline_eval_iters,
+    return {"threads": threads, "baseline_seconds": baseline_seconds, "baseline_eval_iters": baseline_eval_iters,
             "baseline_val_stderr": baseline_stderr, "charformer": rows,
             "whole_val_split": {"loss": whole, "bits_per_char": whole / math.log(2), "seconds": whole_seconds}}
 
 
 def bench_end_to_end(train: torch.Tensor, val: torch.Tensor, vocab: int, iters: int,
                      eval_interval: int) -> dict[str, Any]:
-    """A shortened seed recipe for both, timed whole, then scaled to 5000 steps and 51 evaluations."""
+    """A shortened seed recipe for both, timed whole, then scaled to 5000 steps and 51 evaluations.
+
+    Both sides at the thread count the charformer config sets (notebook_default_train: 1).
+    """
     evals = iters // eval_interval + 1
+    threads = notebook_default_train(iters).num_threads or torch.get_num_threads()
     torch.manual_seed(0)
     base = bl.BigramLanguageModel(vocab, **LECTURE)
     start = time.perf_counter()
-    bl.train(base, train, val, max_iters=iters, eval_interval=eval_interval)
+    with_threads(threads, lambda: bl.train(base, train, val, max_iters=iters, eval_interval=eval_interval))
     base_seconds = time.perf_counter() - start
     # Split the baseline's time into steps and evaluations to extrapolate each honestly.
     splits = {"train": train, "val": val}
     start = time.perf_counter()
-    bl.estimate_loss(base, splits, 200, BATCH)
+    with_threads(threads, lambda: bl.estimate_loss(base, splits, 200, BATCH))
     base_eval = time.perf_counter() - start
     base_steps = (base_seconds - evals * base_eval) / iters
 
@@ -184,7 +205,7 @@ def bench_end_to_end(train: torch.Tensor, val: torch.Tensor, vocab: int, iters: 
     ours_steps = (history.train_seconds - evals * ours_eval) / iters
     base_full = base_steps * SEED_RECIPE_ITERS + base_eval * SEED_RECIPE_EVALS
     ours_full = ours_steps * SEED_RECIPE_ITERS + ours_eval * SEED_RECIPE_EVALS + final_pass
-    return {"iters_run": iters, "evaluations_run": evals,
+    return {"iters_run": iters, "evaluations_run": evals, "threads": threads,
             "baseline": {"seconds": base_seconds, "step": base_steps, "eval": base_eval, "extrapolated_5000": base_full},
             "charformer": {"seconds": ours_seconds, "step": ours_steps, "eval": ours_eval,
                            "final_whole_val_pass": final_pass, "extrapolated_5000": ours_full,
@@ -200,7 +221,8 @@ def _time_one_eval(model: cf.CharTransformer, train: torch.Tensor, val: torch.Te
 
 
 def bench_sampling(vocab: int, tokens: int, contexts: list[int], thread_options: list[int]) -> list[dict[str, Any]]:
-    """Both generate functions with the same thread count, for each count and context."""
+    """Both generate functions with the same thread count, for each count and context; the
+    baseline both as the lecture calls it (autograd on) and under torch.inference_mode."""
     rows = []
     for threads, block in ((t, b) for t in thread_options for b in contexts):
         shape = {**LECTURE, "block_size": block}
@@ -212,12 +234,18 @@ def bench_sampling(vocab: int, tokens: int, contexts: list[int], thread_options:
         with_threads(threads, lambda: base.generate(prompt, tokens))
         base_seconds = time.perf_counter() - start
         start = time.perf_counter()
+        with torch.inference_mode():
+            with_threads(threads, lambda: base.generate(prompt, tokens))
+        base_inference_seconds = time.perf_counter() - start
+        start = time.perf_counter()
         with_threads(threads, lambda: model.generate(prompt, tokens, generator=torch.Generator().manual_seed(0)))
         ours_seconds = time.perf_counter() - start
         rows.append({"context": block, "tokens": tokens, "threads": threads,
                      "baseline_chars_per_s": tokens / base_seconds,
+                     "baseline_inference_mode_chars_per_s": tokens / base_inference_seconds,
                      "charformer_chars_per_s": tokens / ours_seconds,
-                     "speedup": base_seconds / ours_seconds})
+                     "speedup": base_seconds / ours_seconds,
+                     "speedup_vs_inference_mode": base_inference_seconds / ours_seconds})
     return rows
 
 
@@ -238,16 +266,15 @@ def print_table(results: dict[str, Any]) -> None:
     peak = results["matmul_peak_gflops"]
     print(f"\nmachine: {results['machine']}; torch {results['torch']}; matmul peak "
           f"{peak['1']:.0f} GFLOP/s (1 thread), {peak[str(results['max_threads'])]:.0f} ({results['max_threads']} threads)")
-    print("\n1. training step (median ms per phase)")
-    print(f"{'variant':30} {'thr':>3} {'batch':>6} {'fwd':>6} {'bwd':>6} {'opt':>6} {'total':>7} {'tok/s':>7} {'GFLOP/s':>8} {'%peak':>6} {'vs base':>7}")
+    print("\n1. training step (median ms per phase; vs base: tokens/s over the lecture baseline's at the same threads)")
+    print(f"{'variant':41} {'AdamW':>18} {'thr':>3} {'batch':>6} {'fwd':>6} {'bwd':>6} {'opt':>6} {'total':>7} {'tok/s':>7} {'GFLOP/s':>8} {'%peak':>6} {'vs base':>7}")
     for row in results["training_step"]:
-        base = next(r for r in results["training_step"] if r["threads"] == results["baseline_threads"] and r["variant"].startswith("baseline"))
         ms = {k: 1000 * row[k] for k in ("batch", "forward", "backward", "optimizer", "total")}
-        print(f"{row['variant']:30} {row['threads']:>3} {ms['batch']:6.2f} {ms['forward']:6.2f} {ms['backward']:6.2f} "
+        print(f"{row['variant']:41} {row['adamw']:>18} {row['threads']:>3} {ms['batch']:6.2f} {ms['forward']:6.2f} {ms['backward']:6.2f} "
               f"{ms['optimizer']:6.2f} {ms['total']:7.2f} {row['tokens_per_s']:7.0f} {row['gflops']:8.1f} "
-              f"{100 * row['gflops'] / peak[str(row['threads'])]:5.0f}% {row['tokens_per_s'] / base['tokens_per_s']:6.2f}x")
+              f"{100 * row['gflops'] / peak[str(row['threads'])]:5.0f}% {row['vs_baseline_same_threads']:6.2f}x")
     ev = results["evaluation"]
-    print(f"\n2. one evaluation (train + val): baseline {ev['baseline_eval_iters']} batches/split "
+    print(f"\n2. one evaluation (train + val), both at {ev['threads']} thread(s): baseline {ev['baseline_eval_iters']} batches/split "
           f"{ev['baseline_seconds']:.2f} s, val stderr {ev['baseline_val_stderr']:.4f}")
     for row in ev["charformer"]:
         print(f"   charformer eval_iters={row['eval_iters']:>3} ({row['val_windows']} val + {row['train_windows']} train windows): "
@@ -255,13 +282,15 @@ def print_table(results: dict[str, Any]) -> None:
     whole = ev["whole_val_split"]
     print(f"   whole val split: {whole['loss']:.4f} nats = {whole['bits_per_char']:.4f} bits/char in {whole['seconds']:.2f} s")
     e2e = results["end_to_end"]
-    print(f"\n3. seed recipe end to end, from {e2e['iters_run']} steps + {e2e['evaluations_run']} evaluations, "
+    print(f"\n3. seed recipe end to end, both at {e2e['threads']} thread(s), from {e2e['iters_run']} steps + {e2e['evaluations_run']} evaluations, "
           f"extrapolated to 5000 + 51: baseline {e2e['baseline']['extrapolated_5000']:.0f} s, charformer "
           f"{e2e['charformer']['extrapolated_5000']:.0f} s ({e2e['wall_ratio']:.2f}x)")
-    print("\n4. sampling")
+    print("\n4. sampling (baseline as the lecture writes it, autograd on / under torch.inference_mode)")
     for row in results["sampling"]:
-        print(f"   context {row['context']:>3}, {row['tokens']} chars, {row['threads']} thread(s): baseline {row['baseline_chars_per_s']:.0f} chars/s, "
-              f"charformer {row['charformer_chars_per_s']:.0f} chars/s ({row['speedup']:.2f}x)")
+        print(f"   context {row['context']:>3}, {row['tokens']} chars, {row['threads']} thread(s): baseline "
+              f"{row['baseline_chars_per_s']:.0f} / {row['baseline_inference_mode_chars_per_s']:.0f} chars/s, "
+              f"charformer {row['charformer_chars_per_s']:.0f} chars/s "
+              f"({row['speedup']:.2f}x / {row['speedup_vs_inference_mode']:.2f}x)")
     print("\n5. peak memory (process RSS)")
     for row in results["memory"]:
         above = row["training_peak_above_loaded_mib"]
@@ -282,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {
         "machine": f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores".strip(),
         "torch": torch.__version__, "python": platform.python_version(), "quick": quick,
-        "max_threads": max_threads, "baseline_threads": max_threads,
+        "max_threads": max_threads,
         "matmul_peak_gflops": {str(t): matmul_peak(t, repeats=5 if quick else 60) for t in thread_options},
     }
     results["training_step"] = bench_training_steps(

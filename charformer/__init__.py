@@ -18,11 +18,13 @@ from .errors import (
     DownloadError,
     InsecureURLError,
     NonFiniteLossError,
+    RankFailedError,
 )
 from .evaluate import Estimate, Evaluator, whole_split_loss
 from .history import History
 from .model import CharTransformer, sinusoidal_positions
 from .state import TrainState
+from .text import load_text
 from .plot import LivePlot, plot_attention, plot_losses
 from .presets import (
     PRESETS,
@@ -50,6 +52,10 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), "SamplingPlayground"})
+
+
 __all__ = [
     "CharTokenizer",
     "CharTransformer",
@@ -65,6 +71,7 @@ __all__ = [
     "ModelConfig",
     "NonFiniteLossError",
     "PRESETS",
+    "RankFailedError",
     "SETTING_NAMES",
     "SamplingPlayground",
     "TINY_SHAKESPEARE_SHA256",
@@ -86,6 +93,7 @@ __all__ = [
     "new_run",
     "new_run_path",
     "load_checkpoint",
+    "load_text",
     "load_tiny_shakespeare",
     "pick_device",
     "plot_attention",

@@ -1,17 +1,23 @@
 """python -m charformer: train a short run, or sample from a saved one, from the terminal.
 
   python -m charformer train --max-iters 500 --save runs/short.pt
+  python -m charformer train --text my_lyrics.txt --max-iters 500 --save runs/lyrics.pt
   python -m charformer sample runs/short.pt --prompt "ROMEO:" --chars 500 --temperature 0.8 --top-k 20 --seed 1
+  torchrun --standalone --nproc_per_node=2 -m charformer train --max-iters 500 --save runs/ddp.pt
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 
 import torch
 
 import charformer as cf
+from charformer.distributed import is_main_process, launched, launched_by_torchrun
 
 COMMANDS = ("train", "sample")
 
@@ -24,14 +30,18 @@ def _train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", choices=cf.device.DEVICE_KINDS, default=None)
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--sample-chars", type=int, default=500)
-    parser.add_argument("--data-dir", default=None, help="folder holding input.txt")
+    parser.add_argument("--data-dir", default=None, help="folder holding Tiny Shakespeare's input.txt")
+    parser.add_argument("--text", default=None, metavar="PATH_OR_URL",
+                        help="train on this UTF-8 file or https URL instead of Tiny Shakespeare")
     parser.add_argument("--save", default=None, help="write a checkpoint here at the end")
 
 
 def _sample_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sample", help="print text sampled from a saved run")
     parser.add_argument("checkpoint", help="a .pt file written by charformer (e.g. runs/cpu-001.pt)")
-    parser.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")
+    parser.add_argument("--prompt", default=None,
+                        help="text to start from (default: a newline, or the vocabulary's first "
+                             "character if it has no newline)")
     parser.add_argument("--chars", type=int, default=500, help="new characters to sample (default 500)")
     parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
     parser.add_argument("--top-k", type=int, default=None,
@@ -41,6 +51,7 @@ def _sample_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def train_command(args: argparse.Namespace) -> None:
+    """Under torchrun, every rank trains one shared model (DDP); only rank 0 prints and saves."""
     # The arguments are checked (by building the config) before anything is loaded or built.
     config = cf.TrainConfig(
         max_iters=args.max_iters, eval_interval=args.eval_interval, eval_iters=args.eval_iters,
@@ -48,16 +59,34 @@ def train_command(args: argparse.Namespace) -> None:
     )
     if args.sample_chars < 0:
         raise ValueError(f"--sample-chars must be >= 0, got {args.sample_chars}")
-    device = cf.pick_device(args.device)
+    with launched(cf.pick_device(args.device)) as device, _quiet_unless_main():
+        _train_and_sample(args, config, device)
+
+
+@contextlib.contextmanager
+def _quiet_unless_main() -> Iterator[None]:
+    """Ranks other than 0 print nothing (their stderr, for errors, stays)."""
+    if is_main_process():
+        yield
+        return
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
+
+
+def _train_and_sample(args: argparse.Namespace, config: cf.TrainConfig, device: torch.device) -> None:
     print(cf.describe_device(device))
-    text = cf.load_tiny_shakespeare(args.data_dir)
+    if args.text is not None and args.data_dir is not None:
+        raise ValueError("pass --text (your own text) or --data-dir (Tiny Shakespeare), not both")
+    text = cf.load_text(args.text) if args.text is not None else cf.load_tiny_shakespeare(args.data_dir)
     tokenizer = cf.CharTokenizer.from_text(text)
-    data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
-    train_data, val_data = cf.train_val_split(data)
-    print(f"{len(text):,} characters, vocabulary of {tokenizer.vocab_size}")
+    model_config = cf.ModelConfig(vocab_size=tokenizer.vocab_size)
+    data = tokenizer.encode_array(text)  # 1 byte a character for up to 256 distinct characters
+    del text
+    train_data, val_data = cf.train_val_split(data, block_size=model_config.block_size)
+    print(f"{len(data):,} characters, vocabulary of {tokenizer.vocab_size}")
 
     torch.manual_seed(args.seed)
-    model = cf.CharTransformer(cf.ModelConfig(vocab_size=tokenizer.vocab_size)).to(device)
+    model = cf.CharTransformer(model_config).to(device)
     print(f"{model.num_parameters():,} parameters")
     cf.train(model, train_data, val_data, config, device=device, tokenizer=tokenizer,
              checkpoint_path=args.save)
@@ -67,18 +96,28 @@ def train_command(args: argparse.Namespace) -> None:
     print(tokenizer.decode(sample[0].tolist()))
 
 
+def default_prompt(tokenizer: cf.CharTokenizer) -> str:
+    """A newline where the vocabulary has one (a text starts a fresh line), else its first character."""
+    return "\n" if "\n" in tokenizer.chars else tokenizer.chars[0]
+
+
 def sample_command(args: argparse.Namespace) -> None:
     """Only the text goes to stdout: the prompt, then the sampled characters."""
     if args.chars < 0:
         raise ValueError(f"--chars must be >= 0, got {args.chars}")
-    if not args.prompt:
+    if args.prompt is not None and not args.prompt:
         raise ValueError("--prompt must hold at least one character")
     if args.top_k is not None and args.top_k < 0:
         raise ValueError(f"--top-k must be >= 0 (0: off), got {args.top_k}")
     top_k = args.top_k or None  # 0 means off
     checkpoint = cf.load_checkpoint(args.checkpoint, device=cf.pick_device(args.device))
     tokenizer, model = checkpoint.tokenizer, checkpoint.model
-    prompt = tokenizer.encode(args.prompt)  # the model crops its context to block_size itself
+    if args.prompt is None:
+        args.prompt = default_prompt(tokenizer)
+    try:
+        prompt = tokenizer.encode(args.prompt)  # the model crops its context to block_size itself
+    except ValueError as error:
+        raise ValueError(f"--prompt has characters the vocabulary of {args.checkpoint} lacks: {error}") from None
     device = next(model.parameters()).device
     idx = torch.tensor([prompt], dtype=torch.long, device=device)
     generator = torch.Generator().manual_seed(args.seed)
@@ -99,11 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     _sample_parser(subparsers)
     args = parser.parse_args(argv)
     command = train_command if args.command == "train" else sample_command
+    rank = f"rank {os.environ['RANK']}: " if launched_by_torchrun() else ""
     try:
         command(args)
     except (cf.CharformerError, ValueError, RuntimeError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"{rank}error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as interrupt:  # under torchrun: Ctrl-C on a rank stopped them all
+        print(f"{rank}interrupted: {interrupt}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 from dataclasses import dataclass
@@ -54,6 +55,23 @@ def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp")
 
 
+def check_tokenizer_fits(tokenizer: Any, module: CharTransformer) -> None:
+    """Refuse anything but a CharTokenizer with as many characters as the model's vocabulary."""
+    if not isinstance(tokenizer, CharTokenizer):
+        raise ValueError(f"tokenizer must be a CharTokenizer, got {type(tokenizer).__name__}")
+    if tokenizer.vocab_size != module.config.vocab_size:
+        raise ValueError(
+            f"tokenizer has {tokenizer.vocab_size} characters but the model's vocab_size is "
+            f"{module.config.vocab_size}: the model was built for another vocabulary"
+        )
+
+
+def _remove_quietly(path: Path) -> None:
+    """Remove a leftover temporary file; one that cannot be there (no folder) is not an error."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -75,13 +93,7 @@ def save_checkpoint(
     module = unwrap_model(model)
     if not isinstance(module, CharTransformer):
         raise ValueError(f"model must be a CharTransformer, got {type(module).__name__}")
-    if not isinstance(tokenizer, CharTokenizer):
-        raise ValueError(f"tokenizer must be a CharTokenizer, got {type(tokenizer).__name__}")
-    if tokenizer.vocab_size != module.config.vocab_size:
-        raise ValueError(
-            f"tokenizer has {tokenizer.vocab_size} characters but the model's vocab_size is "
-            f"{module.config.vocab_size}"
-        )
+    check_tokenizer_fits(tokenizer, module)
     iteration = 0
     if training_state is not None:
         iteration = int(training_state["iteration"])
@@ -98,22 +110,22 @@ def save_checkpoint(
         "iteration": iteration,
         "training_state": to_cpu(training_state),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(temp, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
     except Exception as exc:
-        temp.unlink(missing_ok=True)
+        _remove_quietly(temp)
         raise CheckpointError(
             f"could not write checkpoint {path} ({type(exc).__name__}: {exc}); "
             "any previous checkpoint there is unchanged"
         ) from exc
     except BaseException:
-        temp.unlink(missing_ok=True)
+        _remove_quietly(temp)
         raise
     return path
 

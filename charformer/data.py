@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 
 from .checks import as_int, check_token_dtype
@@ -17,6 +18,10 @@ TINY_SHAKESPEARE_URL = (
 )
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 TINY_SHAKESPEARE_FILE = "input.txt"
+
+# Characters encoded per numpy pass in encode_array: bounds its scratch memory (4 bytes per
+# character of UTF-32 plus the looked-up ids) however long the text.
+ENCODE_CHUNK_CHARS = 1 << 22
 
 _REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -42,6 +47,18 @@ def load_tiny_shakespeare(
     return path.read_text(encoding="utf-8")
 
 
+_NUMPY_DTYPES = {torch.uint8: np.uint8, torch.int16: np.int16, torch.int32: np.int32}
+
+
+def token_dtype(vocab_size: int) -> torch.dtype:
+    """uint8 for up to 256 characters, int16 for up to 32767 (int16's largest value), else int32."""
+    if vocab_size <= 256:
+        return torch.uint8
+    if vocab_size <= 32767:
+        return torch.int16
+    return torch.int32
+
+
 class CharTokenizer:
     """Maps each character of a fixed vocabulary to an id (its index) and back."""
 
@@ -56,6 +73,7 @@ class CharTokenizer:
             raise ValueError("the vocabulary has repeated characters")
         self.chars: list[str] = chars
         self._stoi = {ch: i for i, ch in enumerate(self.chars)}
+        self._table: np.ndarray | None = None
 
     @classmethod
     def from_text(cls, text: str) -> CharTokenizer:
@@ -70,17 +88,55 @@ class CharTokenizer:
     def vocab_size(self) -> int:
         return len(self.chars)
 
+    @property
+    def token_dtype(self) -> torch.dtype:
+        """The dtype `encode_array` returns: uint8 up to 256 characters, int16 up to 32767, else int32."""
+        return token_dtype(self.vocab_size)
+
     def encode(self, text: str) -> list[int]:
         if not isinstance(text, str):
             raise ValueError(f"encode takes a str, got {type(text).__name__}")
         try:
             return [self._stoi[ch] for ch in text]
         except KeyError:
-            unknown = sorted(set(text) - self._stoi.keys())
-            listed = ", ".join(repr(ch) for ch in unknown)
-            raise ValueError(
-                f"{len(unknown)} character(s) not in the vocabulary: {listed}"
-            ) from None
+            raise self._unknown_characters(text) from None
+
+    def encode_array(self, text: str) -> torch.Tensor:
+        """`encode(text)` as a 1-D tensor of `token_dtype`: 1 byte a character for up to 256
+        characters, where a list of ints and an int64 tensor need 16.
+
+        Vectorised: each chunk of the text becomes its UTF-32 code points, mapped to ids through
+        a lookup table indexed by code point.
+        """
+        if not isinstance(text, str):
+            raise ValueError(f"encode_array takes a str, got {type(text).__name__}")
+        table = self._id_by_code_point()
+        ids = np.empty(len(text), dtype=_NUMPY_DTYPES[self.token_dtype])
+        for start in range(0, len(text), ENCODE_CHUNK_CHARS):
+            chunk = text[start:start + ENCODE_CHUNK_CHARS]
+            # surrogatepass: a lone surrogate (legal in a str) is a code point like any other.
+            points = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+            if int(points.max()) >= len(table):
+                raise self._unknown_characters(text)
+            chunk_ids = table[points]
+            if int(chunk_ids.min()) < 0:
+                raise self._unknown_characters(text)
+            ids[start:start + len(chunk)] = chunk_ids
+        return torch.from_numpy(ids)
+
+    def _id_by_code_point(self) -> np.ndarray:
+        """table[ord(ch)] is ch's id, -1 for a character outside the vocabulary (built once)."""
+        if self._table is None:
+            points = np.array([ord(ch) for ch in self.chars], dtype=np.int64)
+            table = np.full(int(points.max()) + 1, -1, dtype=np.int32)
+            table[points] = np.arange(len(points), dtype=np.int32)
+            self._table = table
+        return self._table
+
+    def _unknown_characters(self, text: str) -> ValueError:
+        unknown = sorted(set(text) - self._stoi.keys())
+        listed = ", ".join(repr(ch) for ch in unknown)
+        return ValueError(f"{len(unknown)} character(s) not in the vocabulary: {listed}")
 
     def decode(self, ids: Iterable[int]) -> str:
         chars = self.chars
@@ -114,15 +170,34 @@ class CharTokenizer:
 SequenceT = TypeVar("SequenceT", bound=Sequence[Any] | torch.Tensor)
 
 
-def train_val_split(data: SequenceT, train_fraction: float = 0.9) -> tuple[SequenceT, SequenceT]:
-    """The first `train_fraction` of `data` for training, the rest for validation (by position)."""
+def train_val_split(
+    data: SequenceT, train_fraction: float = 0.9, *, block_size: int | None = None
+) -> tuple[SequenceT, SequenceT]:
+    """The first `train_fraction` of `data` for training, the rest for validation (by position).
+
+    Tensors are sliced, not copied, so narrow token tensors (see `encode_array`) stay narrow.
+    With `block_size`, a text too short to give each side one window of `block_size + 1` tokens
+    is refused here, in words that say so.
+    """
     if isinstance(train_fraction, bool) or not 0.0 < float(train_fraction) < 1.0:
         raise ValueError(f"train_fraction must be strictly between 0 and 1, got {train_fraction}")
     n = int(train_fraction * len(data))
     if n == 0 or n == len(data):
         raise ValueError(
-            f"splitting {len(data)} items at {train_fraction} leaves one side empty"
+            f"{len(data)} items are too short to split at train_fraction={train_fraction}: "
+            "one side would be empty"
         )
+    if block_size is not None:
+        block_size = as_int("block_size", block_size, 1)
+        shorter = min(n, len(data) - n)
+        if shorter < block_size + 1:
+            train_percent = 100 * float(train_fraction)
+            raise ValueError(
+                f"a text of {len(data):,} characters is too short for the "
+                f"{train_percent:g}/{100 - train_percent:g} split with block_size={block_size}: one side gets "
+                f"{shorter:,} characters and each needs at least {block_size + 1:,}; use a longer "
+                "text or a smaller block_size"
+            )
     return data[:n], data[n:]  # type: ignore[return-value]
 
 
@@ -134,11 +209,17 @@ def _check_batch_args(data: torch.Tensor, batch_size: Any, block_size: Any) -> t
     batch_size = as_int("batch_size", batch_size, 1)
     block_size = as_int("block_size", block_size, 1)
     if len(data) < block_size + 1:
-        raise ValueError(
-            f"data has {len(data)} tokens; a window of block_size={block_size} needs at least "
-            f"{block_size + 1}"
-        )
+        raise ValueError(too_short_message("data", len(data), block_size))
     return batch_size, block_size
+
+
+def too_short_message(name: str, n_tokens: int, block_size: int) -> str:
+    """One line for data with no room for a single window of `block_size + 1` tokens."""
+    return (
+        f"{name} has {n_tokens:,} tokens: too short for a window of block_size={block_size}, which "
+        f"needs at least {block_size + 1:,}; use a longer text, a smaller block_size, or a split "
+        "that leaves this side more of the text"
+    )
 
 
 def gather_windows(
@@ -147,7 +228,8 @@ def gather_windows(
     """Windows of `block_size + 1` tokens at `starts`, in one gather: inputs and next-token targets.
 
     The windows are int64 whatever integer dtype `data` is stored in (cross-entropy's targets
-    must be), so compact token storage costs nothing downstream.
+    must be): a narrow text (uint8, see `encode_array`) is widened here, one batch at a time,
+    never whole.
     """
     offsets = torch.arange(block_size + 1, device=data.device)
     windows = data[starts.to(data.device)[:, None] + offsets].long()  # (B, T+1)

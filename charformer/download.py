@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .checks import as_int
 from .errors import DownloadError, InsecureURLError
 
 _CHUNK_BYTES = 1 << 16
@@ -100,8 +101,7 @@ def download(
     _check_url(url, allow_http)
     if timeout <= 0:
         raise ValueError(f"timeout must be > 0, got {timeout}")
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+    retries = as_int("retries", retries, 0)  # numpy ints too, not bools
     expected = sha256.lower() if sha256 is not None else None
 
     if expected is not None and dest.is_file() and sha256_of(dest) == expected:

@@ -28,3 +28,11 @@ class NonFiniteLossError(CharformerError, FloatingPointError):
         super().__init__(message)
         self.iteration = iteration
         self.history = history
+
+
+class RankFailedError(CharformerError, RuntimeError):
+    """Another process of a distributed run failed; every rank stops, naming it (`.rank`) and its error."""
+
+    def __init__(self, message: str, rank: int) -> None:
+        super().__init__(message)
+        self.rank = rank

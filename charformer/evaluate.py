@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import as_int, as_token_tensor
-from .data import gather_windows
+from .data import gather_windows, too_short_message
 from .model import eval_mode, inference_context
 
 # Windows per forward pass when evaluating. Measured on a 2-core CPU (4x64 model, context 40):
@@ -42,10 +42,7 @@ def draw_eval_starts(
 ) -> torch.Tensor:
     """`count` window starts drawn once; reusing them makes successive estimates comparable."""
     if n_tokens < block_size + 1:
-        raise ValueError(
-            f"data has {n_tokens} tokens; a window of block_size={block_size} needs at least "
-            f"{block_size + 1}"
-        )
+        raise ValueError(too_short_message("data", n_tokens, block_size))
     return torch.randint(n_tokens - block_size, (count,), generator=generator)
 
 
@@ -71,6 +68,7 @@ class Evaluator:
     `eval_iters` batches of `batch_size` windows for val, a quarter as many for train (see
     `eval_window_counts`); the starts come from `seed + EVAL_SEED_OFFSET`, so evaluating never
     moves training's random streams, and two runs with the same seed see the same windows.
+    The tokens may be of any integer dtype; the sizes may be numpy ints.
     """
 
     def __init__(
@@ -137,20 +135,26 @@ def windows_loss(
         return losses.mean(), stderr
 
 
-def whole_split_loss(model: nn.Module, data: torch.Tensor, block_size: int | None = None) -> float:
+def whole_split_loss(
+    model: nn.Module, data: torch.Tensor, block_size: int | None = None, *, max_chars: int | None = None
+) -> float:
     """Mean cross-entropy (nats per character) over every target of `data`, each counted once.
 
     Windows are laid end to end; a last window, aligned to the end, scores only the targets the
     others left out. Divide by ln 2 for bits per character. `data` may be a tensor, array or
-    list of any integer dtype; floating-point ids are refused.
+    list of any integer dtype; floating-point ids are refused. Narrow tensors (uint8) are moved
+    as they are and widened a chunk of windows at a time. `max_chars` measures only the first
+    `max_chars` tokens (a big text's whole split would take minutes).
     """
     data = as_token_tensor("data", data)
     if block_size is None:
         block_size = model.config.block_size  # type: ignore[union-attr]
     block_size = as_int("block_size", block_size, 1)
+    if max_chars is not None:
+        data = data[:as_int("max_chars", max_chars, 2)]
     n_targets = len(data) - 1
     if n_targets < block_size:
-        raise ValueError(f"data has {len(data)} tokens; need at least {block_size + 1}")
+        raise ValueError(too_short_message("data", len(data), block_size))
     device = next(model.parameters()).device
     data = data.to(device)
     starts = torch.arange(0, n_targets - block_size + 1, block_size)

@@ -25,10 +25,13 @@ class History:
     train_seconds: float = 0.0
     # Standard error of each val estimate (from per-window losses).
     val_stderr: list[float] = field(default_factory=list)
-    # Mean loss over every character of the val split, measured on the weights the model holds
-    # when a run finishes; None when it was not measured (an interrupted or failed run), never
-    # an earlier run's number.
+    # Mean loss over the characters of the val split (up to final_val_chars of them), measured on
+    # the weights the model holds when a run finishes; None when it was not measured (an
+    # interrupted or failed run), never an earlier run's number.
     final_val_loss: float | None = None
+    # How many characters of the val split final_val_loss measured: all of them, or its first
+    # train.FINAL_VAL_MAX_CHARS on a big text.
+    final_val_chars: int | None = None
     best_iter: int | None = None
     best_val_loss: float | None = None
     # True when `patience` evaluations in a row brought no new best and the run stopped there.

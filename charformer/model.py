@@ -36,6 +36,23 @@ def eval_mode(module: nn.Module) -> contextlib.AbstractContextManager[nn.Module]
     return switched_mode(module, False)
 
 
+@contextlib.contextmanager
+def eval_flags(modules: list[nn.Module]) -> Iterator[None]:
+    """Eval mode for `modules` (all of a model's, listed once), then each one's own mode back.
+
+    Sets the flags directly: `nn.Module.train` walks the tree through `__setattr__`, which costs
+    about as much as sampling one character from a small model.
+    """
+    modes = [module.training for module in modules]
+    for module in modules:
+        module.__dict__["training"] = False
+    try:
+        yield
+    finally:
+        for module, mode in zip(modules, modes):
+            module.__dict__["training"] = mode
+
+
 def sinusoidal_positions(block_size: int, n_embd: int) -> torch.Tensor:
     """Fixed position codes from *Attention Is All You Need*: sin on even channels, cos on odd."""
     position = torch.arange(block_size, dtype=torch.float32)[:, None]  # (T, 1)
@@ -136,7 +153,7 @@ class CharTransformer(nn.Module):
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
         # "learned": a trained table; "sinusoidal": a fixed one; "none": no positions at all
-        # (the causal mask alone lets a decoder infer where it is).
+        # (a causal decoder can still infer position from how much context it sees).
         if config.positional == "learned":
             self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
         elif config.positional == "sinusoidal":
@@ -299,7 +316,8 @@ class CharTransformer(nn.Module):
         The same tokens `generate` returns for the same arguments and generator: both take each
         step from `_sample_at`. Eval and inference mode hold only while a token is sampled, so
         between tokens (and after the iterator is dropped) the caller's modes are in force.
-        Bad arguments raise here, not at the first token.
+        Bad arguments raise here, not at the first token. On XLA devices each context length
+        compiles its own graph until the context is full (generate's fixed-shape path does not).
         """
         idx, max_new_tokens, temperature, top_k = self._sampling_arguments(
             idx, max_new_tokens, temperature, top_k
@@ -317,8 +335,9 @@ class CharTransformer(nn.Module):
         T0 = idx.size(1)
         out = torch.empty((1, T0 + max_new_tokens), dtype=torch.long, device=idx.device)
         out[:, :T0] = idx
+        modules = list(self.modules())
         for t in range(T0, T0 + max_new_tokens):
-            with eval_mode(self), inference_context(idx.device):
+            with eval_flags(modules), inference_context(idx.device):
                 token = int(self._sample_at(out, t, temperature, top_k, generator))
             yield token  # outside both contexts: the caller's modes hold while it has the token
 
@@ -331,8 +350,9 @@ class CharTransformer(nn.Module):
         The context is cropped to the last block_size tokens. Returns the new tokens, (B,).
         """
         context = out[:, max(0, t - self.config.block_size) : t]  # (B, <= block_size)
-        out[:, t] = sample_next(self._next_token_logits(context), temperature, top_k, generator)
-        return out[:, t]
+        tokens = sample_next(self._next_token_logits(context), temperature, top_k, generator)  # (B,)
+        out[:, t] = tokens
+        return tokens
 
     def _generate_growing(
         self, idx: torch.Tensor, max_new_tokens: int, temperature: float,

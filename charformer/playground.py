@@ -8,7 +8,7 @@ import html
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,19 @@ def _run_labels(paths: list[str | os.PathLike[str]]) -> list[str]:
     ]
 
 
+def _same_run(labels: dict[str, str]) -> Callable[[Any, Any], bool]:
+    """The run dropdown's equality: a run is chosen by its path (as str or Path) or its label."""
+
+    def same(option: Any, proposed: Any) -> bool:
+        if option == proposed:
+            return True
+        if not isinstance(proposed, (str, os.PathLike)):
+            return False
+        return str(proposed) in (str(option), labels.get(str(option)))
+
+    return same
+
+
 def _one_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -146,9 +159,11 @@ class SamplingPlayground(_Box):
                                        description="top-k (0: off)", style=wide)
         self.seed = widgets.IntText(value=1337, description="seed", style=wide,
                                     layout=widgets.Layout(width="180px"))
+        labels = _run_labels(run_paths)
         self.run = widgets.Dropdown(
-            options=[(NOTEBOOK_MODEL, NOTEBOOK_MODEL), *zip(_run_labels(run_paths), run_paths)],
+            options=[(NOTEBOOK_MODEL, NOTEBOOK_MODEL), *zip(labels, run_paths)],
             value=NOTEBOOK_MODEL, description="run", style=wide,
+            equals=_same_run({str(path): label for path, label in zip(run_paths, labels)}),
         )
         self.generate_button = widgets.Button(description="Generate", button_style="primary", icon="play")
         self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)

@@ -55,7 +55,7 @@ def new_run(
 ) -> tuple[CharTransformer, TrainConfig, Path]:
     """Everything a new run starts from: a fresh model seeded by `settings["seed"]`, its
     TrainConfig (with the thread count measured here unless one was set), and a checkpoint path
-    no earlier run uses. Prints both configs, so a run always says what it trains."""
+    reserved by new_run_path: never handed out again, in this process or another. Prints both configs, so a run always says what it trains."""
     model_config, train_config = configs_from_settings(settings, vocab_size)
     train_config = choose_num_threads(model_config, train_config, train_data, device)
     print(repr(train_config))
@@ -212,14 +212,13 @@ def runs_table(runs: Sequence[RunLike]) -> str:
     checkpoints = [c for c in loaded if isinstance(c, Checkpoint)]
     differing = differing_settings(checkpoints)
     scores = [run_score(c) for c in checkpoints]
-    verdict_of = dict(zip(map(id, checkpoints), noise_verdicts(scores)))
-    score_of = dict(zip(map(id, checkpoints), scores))
+    judged = iter(zip(scores, noise_verdicts(scores)))  # in the order of `checkpoints`
     rows = []
     for checkpoint in loaded:
         if isinstance(checkpoint, Path):
             rows.append([checkpoint.name, "no checkpoint yet (reserved by new_run_path)"])
             continue
-        score, verdict = score_of[id(checkpoint)], verdict_of[id(checkpoint)]
+        score, verdict = next(judged)
         settings = _settings(checkpoint)
         history = checkpoint.history
         row = [checkpoint.path.name, *(f"{name}={settings.get(name, '-')}" for name in differing)]

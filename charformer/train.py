@@ -17,17 +17,28 @@ import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import load_model_state, read_checkpoint, save_checkpoint, temp_path_for, unwrap_model
-from .checks import as_token_tensor
+from .checkpoint import (
+    check_tokenizer_fits,
+    load_model_state,
+    read_checkpoint,
+    save_checkpoint,
+    temp_path_for,
+    unwrap_model,
+)
+from .checks import as_int, as_token_tensor
 from .config import TrainConfig, describe_model_difference
-from .data import CharTokenizer, get_batch
+from .data import CharTokenizer, get_batch, too_short_message
 from .device import choose_compile, choose_precision, xla_sync
+from .distributed import (
+    Agreement, data_parallel, interrupted_error, is_main_process, peer_failed, rank_seed,
+    streams_for_rank, warn_if_world_size_changed, world_size,
+)
 from .errors import CheckpointError, NonFiniteLossError
 from .evaluate import Evaluator, whole_split_loss
 from .history import History
@@ -119,20 +130,31 @@ class _InterruptLatch:
             signal.signal(signal.SIGINT, self._previous)
 
 
+# Integer dtypes train() takes token ids in; narrow ones stay narrow (widened a batch at a time).
+TOKEN_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+# The end-of-run loss over the val split measures at most its first this many characters.
+FINAL_VAL_MAX_CHARS = 1_000_000
+
+
 def _as_token_tensor(name: str, data: Any, module: CharTransformer, device: torch.device) -> torch.Tensor:
-    """The token ids on `device` as int64, once dtype (any integer), length and range are checked."""
-    tensor = as_token_tensor(name, data).to(device=device, dtype=torch.long)
+    """The token ids on `device`, once dtype (any integer), length and range are checked.
+
+    uint8, int8, int16, int32 and int64 keep their dtype (a narrow text is widened a batch at a
+    time, never whole); torch's barely supported uint16/32/64 become int64 here.
+    """
+    tensor = as_token_tensor(name, data)
+    if tensor.dtype not in TOKEN_DTYPES:
+        tensor = tensor.long()
     block_size, vocab_size = module.config.block_size, module.config.vocab_size
     if len(tensor) < block_size + 1:
-        raise ValueError(
-            f"{name} has {len(tensor)} tokens; block_size={block_size} needs at least {block_size + 1}"
-        )
+        raise ValueError(too_short_message(name, len(tensor), block_size))
     if int(tensor.min()) < 0 or int(tensor.max()) >= vocab_size:
         raise ValueError(
             f"{name} holds token ids up to {int(tensor.max())}, outside this model's vocabulary "
             f"of {vocab_size} characters (ids 0..{vocab_size - 1})"
         )
-    return tensor
+    return tensor.to(device=device)
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -151,8 +173,11 @@ class TrainStep:
     as a device-side flag read at each evaluation elsewhere (no sync per step).
     """
 
-    def __init__(self, module: CharTransformer, config: TrainConfig, device: torch.device) -> None:
+    def __init__(self, module: CharTransformer, config: TrainConfig, device: torch.device,
+                 forward_module: nn.Module | None = None) -> None:
+        # forward_module: what the step runs forward through (a DDP wrapper in a distributed run).
         self.module, self.config, self.device = module, config, device
+        self.eager = forward_module if forward_module is not None else module
         self.optimizer = make_optimizer(module, config, device)
         bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.precision = choose_precision(device.type, bf16)
@@ -161,7 +186,7 @@ class TrainStep:
         capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
         compiled = choose_compile(config.compile, device.type, platform.system(), capability)
         self.forward: Callable[..., Any] = (
-            torch.compile(module, backend=COMPILE_BACKEND, dynamic=False) if compiled else module
+            torch.compile(self.eager, backend=COMPILE_BACKEND, dynamic=False) if compiled else self.eager
         )
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         # The hyperparameters of this config, as make_optimizer set them, per param group.
@@ -213,16 +238,17 @@ class TrainStep:
 
     def _loss_and_gradients_or_fall_back(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The compiled step; if compiling fails, one printed line and the same step in eager mode."""
-        if self.forward is self.module:
+        if self.forward is self.eager:
             return self._loss_and_gradients(x, y)
         rng = torch.get_rng_state()
         try:
             return self._loss_and_gradients(x, y)
         except Exception as error:  # any compiler failure: the run must not die of it
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            print(f"torch.compile failed ({type(error).__name__}: {reason[:200]}); "
-                  "training continues in eager mode")
-            self.forward = self.module
+            if is_main_process():
+                print(f"torch.compile failed ({type(error).__name__}: {reason[:200]}); "
+                      "training continues in eager mode")
+            self.forward = self.eager
             torch.set_rng_state(rng)
             return self._loss_and_gradients(x, y)
 
@@ -248,6 +274,7 @@ class _Run:
     checkpoint_path: Path | None = None
     checkpoint_every: int | None = None
     on_evaluation: Callable[[History], Any] | None = None
+    agreement: Agreement | None = None
     evaluations: int = 0
     started: float = field(default_factory=time.perf_counter)
 
@@ -292,7 +319,8 @@ class _Run:
         self.state.iteration += 1
 
     def evaluate(self) -> None:
-        if self.step.saw_nonfinite():
+        assert self.agreement is not None
+        if self.agreement.any_rank(self.step.saw_nonfinite()):
             self.fail_nonfinite("training")
         estimate = self.evaluator(self.module, self.step.autocast)
         if not (math.isfinite(estimate.train_loss) and math.isfinite(estimate.val_loss)):
@@ -305,42 +333,57 @@ class _Run:
         history.val_stderr.append(estimate.val_stderr)
         history.elapsed.append(self.elapsed())
         history.best_iter, history.best_val_loss = self.state.best_iter, self.state.best_val_loss
-        tqdm.write(
-            f"step {self.iteration}: train loss {estimate.train_loss:.4f}, "
-            f"val loss {estimate.val_loss:.4f}"
-        )
+        if is_main_process():
+            tqdm.write(
+                f"step {self.iteration}: train loss {estimate.train_loss:.4f}, "
+                f"val loss {estimate.val_loss:.4f}"
+            )
         self.record_progress()
         self.evaluations += 1
         if self.checkpoint_every is not None and self.evaluations % self.checkpoint_every == 0:
             self.write_checkpoint()
-        if self.on_evaluation is not None:
+        if self.on_evaluation is not None and is_main_process():
             self.on_evaluation(history)  # last: what it sees, and any error it raises, is whole
 
     def write_checkpoint(self) -> None:
+        """Every rank calls it (their random streams are gathered); rank 0 writes."""
         assert self.checkpoint_path is not None and self.tokenizer is not None
-        save_checkpoint(
-            self.checkpoint_path, self.module, self.tokenizer, train_config=self.config,
-            history=self.history, training_state=self.state.to_checkpoint(),
-        )
+        assert self.agreement is not None
+        training_state = {**self.state.to_checkpoint(), "world_size": world_size()}
+        rank_rngs = self.agreement.gather(self.state.rng)
+        if len(rank_rngs) > 1:
+            training_state["rank_rngs"] = rank_rngs
+        if is_main_process():
+            save_checkpoint(
+                self.checkpoint_path, self.module, self.tokenizer, train_config=self.config,
+                history=self.history, training_state=training_state,
+            )
 
-    def fail_nonfinite(self, what: str) -> None:
+    def peer_failed(self, failed_rank: int, kind: str, message: str) -> NoReturn:
+        """Another rank failed: stop here too, as NonFiniteLossError if that was its error."""
+        if kind == NonFiniteLossError.__name__:
+            self.fail_nonfinite("training", f" on rank {failed_rank}")
+        peer_failed(failed_rank, kind, message, self.iteration)
+
+    def fail_nonfinite(self, what: str, where: str = "") -> NoReturn:
         """Put the best finite evaluation's weights back and stop with NonFiniteLossError.
 
-        With a checkpoint_path, those weights (and the History) are written there, without a
-        training state: the optimizer has seen the non-finite step, so the run cannot continue
-        exactly from it.
+        With a checkpoint_path, those weights (and the History) are written there (by rank 0),
+        without a training state: the optimizer has seen the non-finite step, so the run cannot
+        continue exactly from it.
         """
         if self.state.best_weights is not None:
             self.module.load_state_dict(self.state.best_weights)
         self.history.iteration = self.iteration
         self.history.train_seconds = self.elapsed()
         self.history.final_val_loss = None
+        self.history.final_val_chars = None
         self.history.run_state = None  # the optimizer has seen the non-finite step
         restored = (
             f"; the weights of the best evaluation (step {self.state.best_iter}) were restored"
             if self.state.best_weights is not None else ""
         )
-        if restored and self.checkpoint_path is not None:
+        if restored and self.checkpoint_path is not None and is_main_process():
             assert self.tokenizer is not None
             try:
                 save_checkpoint(self.checkpoint_path, self.module, self.tokenizer,
@@ -349,7 +392,7 @@ class _Run:
             except CheckpointError as error:
                 restored += f"; writing them failed: {error}"
         raise NonFiniteLossError(
-            f"the {what} loss is not finite at iteration {self.iteration} "
+            f"the {what} loss is not finite{where} at iteration {self.iteration} "
             f"(learning rate {self.config.learning_rate:g}){restored}",
             iteration=self.iteration,
             history=self.history,
@@ -363,20 +406,27 @@ class _Run:
         self.record_progress()
         if interrupted:
             history.final_val_loss = None  # not measured: the weights moved since any earlier one
+            history.final_val_chars = None
+        if interrupted and is_main_process():
             print(
                 f"interrupted after step {self.iteration} ({history.train_seconds:.1f} s); "
                 "call train(..., history=history) to continue"
             )
         else:
             kept_best = self.config.keep_best and state.hold_best(self.module)
-            history.final_val_loss = whole_split_loss(self.module, self.val_tokens)
-            print(_summary(history, self.config, kept_best))
+            history.final_val_chars = min(len(self.val_tokens), FINAL_VAL_MAX_CHARS)
+            history.final_val_loss = whole_split_loss(
+                self.module, self.val_tokens, max_chars=FINAL_VAL_MAX_CHARS
+            )
+            if is_main_process():
+                print(_summary(history, self.config, kept_best, len(self.val_tokens)))
         if self.checkpoint_path is not None:
             self.write_checkpoint()
 
 
-def _summary(history: History, config: TrainConfig, kept_best: bool) -> str:
-    """The line a finished run prints: where it ended, its best evaluation, the whole val split."""
+def _summary(history: History, config: TrainConfig, kept_best: bool, val_chars: int | None = None) -> str:
+    """The line a finished run prints: where it ended, its best evaluation, the val split (`val_chars`
+    characters long; a capped pass says how many it measured)."""
     lines = [
         f"finished {history.iteration} steps in {history.train_seconds:.1f} s: "
         f"train loss {history.train_loss[-1]:.4f}, val loss {history.val_loss[-1]:.4f}"
@@ -402,8 +452,13 @@ def _summary(history: History, config: TrainConfig, kept_best: bool) -> str:
             f"best at step {history.best_iter} ({history.best_val_loss:.4f} ± {best_stderr:.4f}) is "
             f"within one standard error of the last evaluation ({history.val_loss[-1]:.4f})"
         )
+    measured = history.final_val_chars
+    where = (
+        "whole val split" if measured is None or val_chars is None or measured == val_chars
+        else f"val split (its first {measured:,} of {val_chars:,} characters)"
+    )
     lines.append(
-        f"whole val split {history.final_val_loss:.4f} nats = "
+        f"{where} {history.final_val_loss:.4f} nats = "
         f"{history.final_val_loss / math.log(2):.4f} bits per character"  # type: ignore[operator]
     )
     return "; ".join(lines)
@@ -422,23 +477,16 @@ def _check_arguments(
         raise ValueError(f"history must be a History returned by train, got {type(history).__name__}")
     if history is not None and resume_from is not None:
         raise ValueError("pass history= (this process) or resume_from= (a checkpoint), not both")
-    if checkpoint_every is not None and (
-        isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1
-    ):
-        raise ValueError(f"checkpoint_every must be None or an int >= 1, got {checkpoint_every!r}")
+    if checkpoint_every is not None:
+        as_int("checkpoint_every", checkpoint_every, 1)  # None, or an int >= 1 (numpy ints too)
     if checkpoint_every is not None and checkpoint_path is None:
         raise ValueError("checkpoint_every needs a checkpoint_path to write to")
     if checkpoint_path is not None and tokenizer is None and resume_from is None:
         raise ValueError("checkpoint_path needs tokenizer= so that the checkpoint carries its vocabulary")
     if on_evaluation is not None and not callable(on_evaluation):
         raise ValueError(f"on_evaluation must be callable, got {on_evaluation!r}")
-    if tokenizer is not None and not isinstance(tokenizer, CharTokenizer):
-        raise ValueError(f"tokenizer must be a CharTokenizer, got {type(tokenizer).__name__}")
-    if tokenizer is not None and tokenizer.vocab_size != module.config.vocab_size:
-        raise ValueError(
-            f"tokenizer has {tokenizer.vocab_size} characters but the model's vocab_size is "
-            f"{module.config.vocab_size}: the model was built for another vocabulary"
-        )
+    if tokenizer is not None:
+        check_tokenizer_fits(tokenizer, module)
     return module
 
 
@@ -486,6 +534,9 @@ def _read_resume_checkpoint(
     _check_vocabulary(saved_tokenizer.chars, tokenizer, source, CheckpointError)
     _check_max_iters(state, config, source, CheckpointError)
     load_model_state(path, module, payload)  # refuses a different model, naming what differs
+    saved = payload["training_state"]
+    state.rng = streams_for_rank(saved, config.seed, state.iteration) or state.rng
+    warn_if_world_size_changed(int(saved.get("world_size", 1)), config.batch_size, source)
     return history, state, saved_tokenizer
 
 
@@ -525,7 +576,7 @@ def _state_to_continue(
                 "new model to start over.",
                 UserWarning, stacklevel=3,
             )
-        torch.manual_seed(config.seed)  # dropout's stream, on a fresh run only
+        torch.manual_seed(rank_seed(config.seed))  # dropout's stream, on a fresh run only
         return History(), TrainState.fresh(module)
     state = TrainState.from_history(history, module)
     difference = describe_model_difference(state.model_config or {}, module.config.to_dict(), "history")
@@ -559,7 +610,7 @@ def _restore(state: TrainState, run_module: CharTransformer, step: TrainStep,
     if state.rng is not None:
         state.restore_rng(batches, device)
     elif state.iteration:
-        batches.manual_seed(config.seed + state.iteration)  # a fresh stream for the new steps
+        batches.manual_seed(rank_seed(config.seed + state.iteration))  # a fresh stream for the new steps
 
 
 def train(
@@ -588,7 +639,8 @@ def train(
 
     The steps themselves are a plain loop. On the CPU, with `keep_best=False`, a fresh model
     ends with the very same weights (`torch.equal`) as this loop run on a model built under the
-    same seed (tests/test_hand_loop.py keeps it true): `torch.manual_seed(config.seed)`; batches
+    same seed (tests/test_hand_loop.py keeps it true): `torch.set_num_threads(num_threads)` when
+    the config sets it (train runs under it); `torch.manual_seed(config.seed)`; batches
     from `get_batch(train_data, batch_size, block_size, generator=g)` with
     `g = torch.Generator().manual_seed(config.seed)`; `torch.optim.AdamW` with `fused=True`,
     `betas=(beta1, beta2)` and two groups (`weight_decay` on the 2-D weights, 0 on the rest); and
@@ -600,11 +652,14 @@ def train(
     - A continued run uses the config it is given for the learning rate, weight decay and betas
       (the schedule is computed from it at every step); with an unchanged config, continuing is
       exact, bit for bit.
-    - `history.final_val_loss` is the whole-split val loss of the weights the model holds, or
-      None when it was not measured (an interrupted or failed run), never an earlier run's.
+    - `history.final_val_loss` is the whole-split val loss of the weights the model holds (its
+      first FINAL_VAL_MAX_CHARS characters on a big text; `history.final_val_chars` says how
+      many), or None when it was not measured (an interrupted or failed run), never an earlier
+      run's.
     - Everything that can be checked is checked before the first step: the data (1-D, any
-      integer dtype; floating-point ids are refused, never truncated; ids inside the
-      vocabulary), the tokenizer's vocabulary against the model, a writable `checkpoint_path`.
+      integer dtype, kept as it is: a uint8 text is widened a batch at a time, never whole;
+      floating-point ids are refused, never truncated; ids inside the vocabulary), the
+      tokenizer's vocabulary against the model, a writable `checkpoint_path`.
       An error that still ends a run carries its History as `error.history`.
     - A run that ends in NonFiniteLossError restores the best evaluation's weights and, with a
       `checkpoint_path`, writes them there (weights and History, no training state).
@@ -616,7 +671,7 @@ def train(
     module.to(device)
     train_tokens = _as_token_tensor("train_data", train_data, module, device)
     val_tokens = _as_token_tensor("val_data", val_data, module, device)
-    if checkpoint_path is not None:
+    if checkpoint_path is not None and is_main_process():  # rank 0 alone writes it
         _check_checkpoint_path(Path(checkpoint_path))
 
     # 2. Build or restore the run's state.
@@ -625,11 +680,12 @@ def train(
     else:
         history, state = _state_to_continue(module, history, config, tokenizer)
     state.vocabulary = tokenizer.chars if tokenizer is not None else state.vocabulary
-    step = TrainStep(module, config, device)
-    batches = torch.Generator().manual_seed(config.seed)
+    step = TrainStep(module, config, device, forward_module=data_parallel(module, device))
+    batches = torch.Generator().manual_seed(rank_seed(config.seed))  # each rank its own batches
     _restore(state, module, step, batches, device, config)
     history.interrupted = history.stopped_early = False
     history.final_val_loss = None  # an earlier run's number: these weights will move
+    history.final_val_chars = None
     evaluator = Evaluator(train_tokens, val_tokens, module.config.block_size, config.eval_iters,
                           config.batch_size, config.seed)
     run = _Run(module, config, device, history, state, step, batches, evaluator, train_tokens,
@@ -637,21 +693,24 @@ def train(
                checkpoint_every, on_evaluation)
 
     # 3. The loop: evaluate when due, stop when done or asked to, else take one step.
+    # In a process group every phase ends where the ranks agree to go on (see distributed.py).
     interrupted = False
     try:
         with _threads(config.num_threads), _tf32_matmuls(device), _InterruptLatch() as latch, \
-                switched_mode(module, True):
+                switched_mode(module, True), \
+                contextlib.closing(Agreement(lambda: latch.requested, run.peer_failed)) as agreement:
+            run.agreement = agreement
             with _progress_bar(run.iteration, config.max_iters) as progress:
                 try:
                     while True:
-                        if latch.requested:
+                        if agreement.interrupted():
                             interrupted = True
                             break
                         if run.evaluation_due():
-                            run.evaluate()
+                            agreement.run(run.evaluate)
                         if run.iteration >= config.max_iters or run.out_of_patience():
                             break
-                        run.train_one_step()
+                        agreement.run(run.train_one_step)
                         progress.update(1)
                 except NonFiniteLossError:
                     raise
@@ -659,18 +718,46 @@ def train(
                     run.record_progress()  # consistent: history= continues from the last whole step
                     raise
             # 4. Finish: best weights, whole-split loss, summary, checkpoint.
-            run.finish(interrupted)
+            agreement.run(lambda: run.finish(interrupted))
+            if interrupted and agreement.world_size > 1:  # Ctrl-C on any rank stops every rank
+                raise interrupted_error(agreement.interrupted_ranks, history, checkpoint_path)
     except BaseException as error:
         _keep_history_reachable(error, history)  # error.history: what the run measured
         raise
     return history
 
 
+def _notebook_bar_class() -> type | None:
+    """tqdm's Jupyter widget class, if `tqdm.auto` chose it (a notebook kernel with ipywidgets)."""
+    try:
+        from tqdm.notebook import tqdm as notebook_tqdm
+    except ImportError:
+        return None
+    return notebook_tqdm if issubclass(tqdm, notebook_tqdm) else None
+
+
 @contextlib.contextmanager
 def _progress_bar(start: int, total: int) -> Iterator[Any]:
-    progress = tqdm(total=total, initial=min(start, total), desc="training", unit="step",
-                    dynamic_ncols=True)
+    """A text bar in a terminal, a widget in Jupyter; none on the other processes of a DDP run.
+
+    A notebook stores a widget's text/plain as it was when first displayed ("0/5000"), which
+    is all a reader sees on the web or in an untrusted notebook. So the widget is shown under a
+    display id and displayed again once closed: the stored fallback is the finished bar.
+    """
+    options = dict(total=total, initial=min(start, total), desc="training", unit="step",
+                   dynamic_ncols=True, disable=not is_main_process())
+    handle = None
+    if _notebook_bar_class() is not None:
+        from IPython.display import display
+
+        progress = tqdm(**options, display=False)
+        if not progress.disable:  # a disabled widget bar builds no widget
+            handle = display(progress.container, display_id=True)
+    else:
+        progress = tqdm(**options)
     try:
         yield progress
     finally:
         progress.close()
+        if handle is not None:
+            handle.update(progress.container)

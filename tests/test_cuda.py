@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,3 +57,19 @@ def test_sampling_paths_agree_on_cuda() -> None:
         growing = model._generate_growing(prompt, 40, 1.0, None, torch.Generator().manual_seed(5))
         fixed = model._generate_fixed_shape(prompt, 40, 1.0, None, torch.Generator().manual_seed(5))
     assert torch.equal(growing.cpu(), fixed.cpu())
+
+
+def test_torchrun_trains_one_model_over_nccl(tmp_path) -> None:
+    """One process per GPU (up to 2) under torchrun: NCCL for the gradients, gloo for the flags."""
+    processes = min(2, torch.cuda.device_count())
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+         "-m", "charformer", "train", "--device", "cuda", "--max-iters", "20", "--eval-interval", "10",
+         "--eval-iters", "2", "--sample-chars", "20", "--save", str(tmp_path / "nccl.pt")],
+        cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("finished 20 steps") == 1
+    checkpoint = cf.load_checkpoint(tmp_path / "nccl.pt")
+    assert checkpoint.training_state["world_size"] == processes

@@ -170,6 +170,20 @@ def test_a_saved_run_with_its_own_vocabulary(trained, tokenizer, lowercase_run) 
     assert playground.generate() == expected_text(trained, tokenizer, "ROMEO:", 50, 0.8, 5, 4)
 
 
+def test_a_run_is_chosen_by_its_path_as_str_or_path_or_by_its_label(trained, tokenizer, lowercase_run) -> None:
+    path, _ = lowercase_run
+    playground = cf.SamplingPlayground(trained, tokenizer, runs=[path])
+    for choice in (str(path), "lower-001.pt", path):
+        playground.run.value = NOTEBOOK_MODEL
+        playground.run.value = choice
+        assert playground.run.value == path and playground.run.index == 1
+    playground.run.label = NOTEBOOK_MODEL
+    playground.run.label = "lower-001.pt"
+    assert playground.run.value == path
+    with pytest.raises(Exception, match="Invalid selection"):
+        playground.run.value = "other.pt"
+
+
 def test_a_saved_run_is_loaded_once(trained, tokenizer, lowercase_run, tmp_path) -> None:
     """Once chosen, the run samples from memory: the file may even go away."""
     source, _ = lowercase_run
@@ -323,7 +337,7 @@ def test_without_ipywidgets_charformer_works_and_the_playground_says_what_to_ins
         "import torch, charformer as cf\n"
         "print('loaded by import charformer:', 'ipywidgets' in sys.modules)\n"
         "sys.modules['ipywidgets'] = None  # now `import ipywidgets` fails\n"
-        "assert 'SamplingPlayground' in cf.__all__\n"
+        "assert 'SamplingPlayground' in cf.__all__ and 'SamplingPlayground' in dir(cf)\n"
         "model = cf.CharTransformer(cf.ModelConfig(vocab_size=3, block_size=4, n_embd=8, n_head=2, n_layer=1))\n"
         "print(model.generate(torch.zeros((1, 1), dtype=torch.long), 3).shape)\n"
         "try:\n"

@@ -154,3 +154,13 @@ def test_explicit_values_always_beat_any_preset(preset: str, explicit: dict) -> 
     assert train_config.max_iters == resolved["max_iters"] and model_config.n_layer == resolved["n_layer"]
     assert train_config.warmup_iters <= train_config.max_iters
     assert train_config.min_lr == min(cf.PRESETS[preset]["min_lr"], train_config.learning_rate)
+
+
+@settings(deadline=None, max_examples=100)
+@given(preset=st.sampled_from(sorted(cf.PRESETS)), max_iters=st.integers(2, 20_000))
+def test_a_preset_run_of_any_length_warms_up_for_a_fraction_then_decays(preset: str, max_iters: int) -> None:
+    _, config = cf.configs_from_settings(cf.resolve_settings(preset, max_iters=max_iters), 65)
+    assert config.warmup_iters <= max_iters // 10
+    if max_iters >= 10:
+        assert 0 < config.warmup_iters and cf.learning_rate_at(0, config) < config.learning_rate
+    assert cf.learning_rate_at(max_iters - 1, config) < config.learning_rate

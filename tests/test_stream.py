@@ -147,3 +147,31 @@ def test_numpy_numbers_and_any_integer_dtype_as_generate_takes_them() -> None:
     streamed = model.stream(prompt, np.int64(12), temperature=np.float32(0.7), top_k=np.int32(4),
                             generator=seeded(1))
     assert list(streamed) == expected[0, 3:].tolist()
+
+
+def test_mixed_modes_come_back_module_by_module() -> None:
+    """A model partly in train mode (one block's dropout on) gets exactly that back between tokens."""
+    model = tiny_model(dropout=0.3)
+    model.train()
+    model.blocks[0].eval()
+    before = [module.training for module in model.modules()]
+    expected = model.generate(torch.zeros((1, 1), dtype=torch.long), 8, generator=seeded(4))[0, 1:].tolist()
+    model.train()
+    model.blocks[0].eval()
+    tokens = []
+    for token in model.stream(torch.zeros((1, 1), dtype=torch.long), 8, generator=seeded(4)):
+        tokens.append(token)
+        assert [module.training for module in model.modules()] == before
+    assert tokens == expected  # sampled in eval mode throughout, as generate does
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/gpu-check.sh)")
+def test_stream_matches_generate_on_cuda_with_a_cpu_generator() -> None:
+    """The playground's formula on a GPU model: a CPU torch.Generator, the same tokens both ways."""
+    model = tiny_model().to("cuda")
+    prompt = torch.randint(65, (1, 20), generator=seeded(0)).to("cuda")
+    for temperature, top_k in ((1.0, None), (0.8, 10), (0, None)):
+        expected = model.generate(prompt, 40, temperature=temperature, top_k=top_k, generator=seeded(2))
+        streamed = model.stream(prompt, 40, temperature=temperature, top_k=top_k, generator=seeded(2))
+        assert list(streamed) == expected[0, 20:].tolist()
