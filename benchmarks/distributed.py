@@ -78,6 +78,8 @@ def main() -> None:
     rounds = [[launch(args.steps, *layout) for layout in layouts] for _ in range(args.rounds)]
     results = [max(runs, key=lambda r: r["tokens_per_second"]) for runs in zip(*rounds)]
     base = results[0]["tokens_per_second"]
+    print(f"{os.cpu_count()} cores; load average over the last 1/5/15 minutes at the end: "
+          + " / ".join(f"{load:.1f}" for load in os.getloadavg()))
     print("processes  threads each  batch each  train s   tokens/s  vs 1x1")
     for r in results:
         print(f"{r['processes']:>9}  {r['threads_per_process']:>12}  {r['batch_per_process']:>10}  "

@@ -52,6 +52,10 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), "SamplingPlayground"})
+
+
 __all__ = [
     "CharTokenizer",
     "CharTransformer",

@@ -188,12 +188,13 @@ def train_val_split(
             "one side would be empty"
         )
     if block_size is not None:
+        block_size = as_int("block_size", block_size, 1)
         shorter = min(n, len(data) - n)
         if shorter < block_size + 1:
-            train_part = round(100 * float(train_fraction))
+            train_percent = 100 * float(train_fraction)
             raise ValueError(
                 f"a text of {len(data):,} characters is too short for the "
-                f"{train_part}/{100 - train_part} split with block_size={block_size}: one side gets "
+                f"{train_percent:g}/{100 - train_percent:g} split with block_size={block_size}: one side gets "
                 f"{shorter:,} characters and each needs at least {block_size + 1:,}; use a longer "
                 "text or a smaller block_size"
             )

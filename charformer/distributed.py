@@ -184,9 +184,9 @@ def peer_failed(failed_rank: int, kind: str, message: str, iteration: int) -> No
 def interrupted_error(ranks: list[int], history: Any, checkpoint: Any) -> KeyboardInterrupt:
     """What every rank raises when Ctrl-C reached any of them: they all stopped at one step."""
     continue_with = f"; continue with resume_from={str(checkpoint)!r}" if checkpoint else ""
-    named = ", ".join(str(r) for r in ranks)
+    named = ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(str(r) for r in ranks)
     return KeyboardInterrupt(
-        f"interrupted on rank {named} after step {history.iteration}: every rank stopped "
+        f"interrupted on {named} after step {history.iteration}: every rank stopped "
         f"there{continue_with}"
     )
 

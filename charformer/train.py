@@ -424,8 +424,9 @@ class _Run:
             self.write_checkpoint()
 
 
-def _summary(history: History, config: TrainConfig, kept_best: bool, val_chars: int) -> str:
-    """The line a finished run prints: where it ended, its best evaluation, the whole val split."""
+def _summary(history: History, config: TrainConfig, kept_best: bool, val_chars: int | None = None) -> str:
+    """The line a finished run prints: where it ended, its best evaluation, the val split (`val_chars`
+    characters long; a capped pass says how many it measured)."""
     lines = [
         f"finished {history.iteration} steps in {history.train_seconds:.1f} s: "
         f"train loss {history.train_loss[-1]:.4f}, val loss {history.val_loss[-1]:.4f}"
@@ -453,7 +454,7 @@ def _summary(history: History, config: TrainConfig, kept_best: bool, val_chars: 
         )
     measured = history.final_val_chars
     where = (
-        "whole val split" if measured == val_chars
+        "whole val split" if measured is None or val_chars is None or measured == val_chars
         else f"val split (its first {measured:,} of {val_chars:,} characters)"
     )
     lines.append(
@@ -651,11 +652,14 @@ def train(
     - A continued run uses the config it is given for the learning rate, weight decay and betas
       (the schedule is computed from it at every step); with an unchanged config, continuing is
       exact, bit for bit.
-    - `history.final_val_loss` is the whole-split val loss of the weights the model holds, or
-      None when it was not measured (an interrupted or failed run), never an earlier run's.
+    - `history.final_val_loss` is the whole-split val loss of the weights the model holds (its
+      first FINAL_VAL_MAX_CHARS characters on a big text; `history.final_val_chars` says how
+      many), or None when it was not measured (an interrupted or failed run), never an earlier
+      run's.
     - Everything that can be checked is checked before the first step: the data (1-D, any
-      integer dtype; floating-point ids are refused, never truncated; ids inside the
-      vocabulary), the tokenizer's vocabulary against the model, a writable `checkpoint_path`.
+      integer dtype, kept as it is: a uint8 text is widened a batch at a time, never whole;
+      floating-point ids are refused, never truncated; ids inside the vocabulary), the
+      tokenizer's vocabulary against the model, a writable `checkpoint_path`.
       An error that still ends a run carries its History as `error.history`.
     - A run that ends in NonFiniteLossError restores the best evaluation's weights and, with a
       `checkpoint_path`, writes them there (weights and History, no training state).

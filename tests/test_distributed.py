@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -141,7 +143,7 @@ def test_a_one_process_checkpoint_continues_in_two_with_a_warning(two_ranks) -> 
     ("failure", "failing_rank", "own_error", "others_error", "words"),
     [
         ("on_evaluation", 0, "RuntimeError", "RankFailedError", "on_evaluation failed on purpose"),
-        ("checkpoint", 0, "FileExistsError", "RankFailedError", "checkpoints"),
+        ("checkpoint", 0, "CheckpointError", "RankFailedError", "could not write checkpoint"),
         ("nonfinite", 1, "NonFiniteLossError", "NonFiniteLossError", "not finite"),
         ("sigint", 1, "KeyboardInterrupt", "KeyboardInterrupt", "interrupted on rank 1"),
     ],
@@ -171,10 +173,41 @@ def test_the_launch_ends_non_zero_with_the_error(failures) -> None:
 
 
 def test_the_cli_trains_one_model_under_torchrun(tmp_path: Path) -> None:
-    result = torchrun("charformer", "train", "--max-iters", "4", "--eval-interval", "2",
+    text = tmp_path / "slice.txt"
+    text.write_text((REPO / "data" / "input.txt").read_text(encoding="utf-8")[:20_000], encoding="utf-8")
+    result = torchrun("charformer", "train", "--text", text, "--max-iters", "4", "--eval-interval", "2",
                       "--eval-iters", "1", "--sample-chars", "20", "--save", tmp_path / "cli.pt",
                       module=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("parameters") == 1 and result.stdout.count("finished 4 steps") == 1
     checkpoint = cf.load_checkpoint(tmp_path / "cli.pt")
     assert checkpoint.iteration == 4 and checkpoint.training_state["world_size"] == 2
+
+
+def test_ctrl_c_on_a_torchrun_launch_stops_every_rank_after_the_checkpoint(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal reaches the whole process group; torchrun passes SIGINT on too."""
+    text = tmp_path / "slice.txt"
+    text.write_text((REPO / "data" / "input.txt").read_text(encoding="utf-8")[:20_000], encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
+           "TQDM_DISABLE": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "charformer", "train", "--text", str(text), "--max-iters", "1000000",
+               "--eval-interval", "20", "--eval-iters", "1", "--save", str(tmp_path / "cli.pt")]
+    launch = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert launch.stdout is not None
+        for line in launch.stdout:  # wait until the steps run
+            if line.startswith("step 20:"):
+                break
+        os.killpg(launch.pid, signal.SIGINT)
+        _, stderr = launch.communicate(timeout=LAUNCH_TIMEOUT)
+    finally:
+        if launch.poll() is None:
+            os.killpg(launch.pid, signal.SIGKILL)
+    assert launch.returncode != 0
+    stops = re.findall(r"rank (\d): interrupted: interrupted on ranks? [\d, ]+ after step (\d+)", stderr)
+    assert sorted(rank for rank, _ in stops) == ["0", "1"], stderr[-3000:]
+    assert len({step for _, step in stops}) == 1  # both at the same step
+    checkpoint = cf.load_checkpoint(tmp_path / "cli.pt")
+    assert checkpoint.iteration >= 20 and checkpoint.training_state["world_size"] == 2

@@ -80,26 +80,30 @@ def test_compare_runs_annotates_the_best_and_the_runs_within_noise(tmp_path: Pat
     assert segment[:, 1].tolist() == pytest.approx([1.7523 - 0.0094, 1.7523 + 0.0094])
 
 
+VAL_CHARS = 111_540
+
+
 def _finished(val_loss: list[float], val_stderr: list[float]) -> cf.History:
     best = min(range(len(val_loss)), key=val_loss.__getitem__)
     iters = [100 * i for i in range(len(val_loss))]
     return cf.History(iters=iters, train_loss=list(val_loss), val_loss=val_loss, val_stderr=val_stderr,
                       elapsed=[1.0] * len(iters), iteration=iters[-1], train_seconds=9.0,
-                      final_val_loss=val_loss[best], best_iter=iters[best], best_val_loss=val_loss[best])
+                      final_val_loss=val_loss[best], final_val_chars=VAL_CHARS, best_iter=iters[best],
+                      best_val_loss=val_loss[best])
 
 
 def test_the_summary_says_when_the_best_is_within_one_standard_error_of_the_last() -> None:
     from charformer.train import _summary
 
     config = cf.TrainConfig()
-    close = _summary(_finished([2.0, 1.7480, 1.7503], [0.01, 0.0094, 0.0094]), config, kept_best=True)
+    close = _summary(_finished([2.0, 1.7480, 1.7503], [0.01, 0.0094, 0.0094]), config, True, VAL_CHARS)
     assert ("best at step 100 (1.7480 ± 0.0094) is within one standard error of the last "
             "evaluation (1.7503)") in close
-    far = _summary(_finished([2.0, 1.7480, 1.7700], [0.01, 0.0094, 0.0094]), config, kept_best=True)
+    far = _summary(_finished([2.0, 1.7480, 1.7700], [0.01, 0.0094, 0.0094]), config, True, VAL_CHARS)
     assert "standard error" not in far
-    last_is_best = _summary(_finished([2.0, 1.7503], [0.01, 0.0094]), config, kept_best=False)
+    last_is_best = _summary(_finished([2.0, 1.7503], [0.01, 0.0094]), config, False, VAL_CHARS)
     assert "standard error" not in last_is_best
-    old = _summary(_finished([2.0, 1.7480, 1.7503], []), config, kept_best=True)  # no s.e. recorded
+    old = _summary(_finished([2.0, 1.7480, 1.7503], []), config, True, VAL_CHARS)  # no s.e. recorded
     assert "standard error" not in old and "best val 1.7480 at step 100 (kept)" in old
 
 

@@ -6,7 +6,12 @@ from __future__ import annotations
 import ast
 import json
 import math
+import os
 import re
+import shutil
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import nbformat
@@ -20,7 +25,7 @@ NOTEBOOK = REPO / "notebooks" / "tiny_shakespeare_transformer.ipynb"
 MACHINE_PATH = re.compile(r"(/work/|/home/|/root/|/tmp/|/Users/|[A-Z]:\\\\)")
 # Small enough to run the whole notebook in seconds; everything else comes from the preset.
 TINY = dict(max_iters=30, eval_interval=10, eval_iters=2, sample_chars=1600, bigram_iters=30,
-            extra_iters=20)
+            extra_iters=20, loop_iters=10, ladder_iters=10)
 
 
 def code_cells(notebook: dict) -> list[dict]:
@@ -170,3 +175,59 @@ def test_edit_rerun_and_continue_in_one_kernel(tmp_path: Path) -> None:
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert runs == ["cpu-001.pt", "cpu-004.pt", "cpu-005.pt", "quick-context32-002.pt",
                     "quick-context40-003.pt"]
+
+
+def fresh_venv_without_charformer(tmp_path: Path) -> Path:
+    """A new virtual environment that sees this one's packages but not charformer; its python.
+
+    Its .pth file lists this environment's site-packages as plain directories: Python puts them on
+    sys.path but does not process the .pth files inside them, so an editable install of
+    charformer there stays invisible (and PYTHONPATH is dropped by the caller)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    ours = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
+    (Path(site) / "outer_packages.pth").write_text("\n".join(ours) + "\n", encoding="utf-8")
+    return python
+
+
+@pytest.mark.notebook
+def test_run_all_in_a_fresh_environment_without_the_package(tmp_path: Path, monkeypatch) -> None:
+    """A fresh checkout opened where charformer is not installed: Run All works with no restart."""
+    import papermill
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO / "charformer", checkout / "charformer", ignore=shutil.ignore_patterns("__pycache__"))
+    (checkout / "data").symlink_to(REPO / "data", target_is_directory=True)
+    (checkout / "notebooks").mkdir()
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    python = fresh_venv_without_charformer(tmp_path)
+    probe = subprocess.run([str(python), "-c", "import charformer"], cwd=checkout / "notebooks",
+                           capture_output=True, text=True, env=dict(os.environ))
+    assert probe.returncode != 0 and "No module named 'charformer'" in probe.stderr, probe.stderr
+    kernel = tmp_path / "jupyter" / "kernels" / "fresh-venv"
+    kernel.mkdir(parents=True)
+    (kernel / "kernel.json").write_text(json.dumps({
+        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "fresh venv without charformer", "language": "python",
+    }), encoding="utf-8")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+
+    executed = tmp_path / "executed.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOK), str(executed), cwd=str(checkout / "notebooks"), progress_bar=False,
+        kernel_name="fresh-venv",
+        parameters=dict(TINY, n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4),
+    )
+    notebook = json.loads(executed.read_text(encoding="utf-8"))
+    cells = code_cells(notebook)
+    assert not [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
+    assert "charformer is not installed: importing it from the checkout at '..'" in cell_text(cells[0])
+    train_text = cell_text(tagged(notebook, "train"))
+    assert "step 30: train loss" in train_text and "finished 30 steps" in train_text
+    terminal = next(c for c in cells if "-m charformer sample" in source(c))
+    assert cell_text(terminal).startswith("ROMEO:"), cell_text(terminal)[:300]  # the subprocess finds it too
+    assert sorted(p.name for p in (checkout / "notebooks" / "runs").iterdir()) == [
+        "cpu-001.pt", "quick-context32-002.pt", "quick-context40-003.pt"]

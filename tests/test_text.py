@@ -123,10 +123,11 @@ def test_url_is_downloaded_once_into_the_cache(file_server: FileServer, tmp_path
     assert len(cached) == 1 and cached[0].name.endswith("input.txt")  # no temporary files left
     assert cf.load_text(url, cache_dir=cache) == text
     assert file_server.hits == {"/input.txt": 1}  # the cached copy made no request
-    # Another URL with the same file name gets its own cache file.
-    file_server_other = file_server.url("/error-500-once")
-    cf.load_text(file_server_other, cache_dir=cache)
-    assert len(list(cache.iterdir())) == 2
+    # Another URL ending in the same file name gets its own cache file.
+    assert cf.load_text(file_server.url("/input.txt?copy=2"), cache_dir=cache) == text
+    assert file_server.hits == {"/input.txt": 2}
+    names = sorted(p.name for p in cache.iterdir())
+    assert len(names) == 2 and all(name.endswith("-input.txt") for name in names)
 
 
 def test_url_cache_defaults_to_xdg_cache_home(file_server: FileServer, tmp_path: Path,
@@ -135,7 +136,10 @@ def test_url_cache_defaults_to_xdg_cache_home(file_server: FileServer, tmp_path:
     cf.load_text(file_server.url("/input.txt"))
     folder = tmp_path / "xdg" / "charformer" / "texts"
     assert [p.name.endswith("input.txt") for p in folder.iterdir()] == [True]
-    assert not any(REPO.glob("**/*-input.txt"))  # nothing went into the repository
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    default = cf.text.default_cache_dir()
+    assert default == Path.home() / ".cache" / "charformer" / "texts"
+    assert REPO not in default.parents  # never into the repository
 
 
 def test_url_failures(file_server: FileServer, tmp_path: Path) -> None:
@@ -213,8 +217,9 @@ def test_narrow_data_trains_the_same_weights(text: str, tokenizer: cf.CharTokeni
     assert histories[0].final_val_chars == len(narrow) - int(0.9 * len(narrow))
 
 
-def test_narrow_batches_and_losses_widen_only_the_batch(data: torch.Tensor) -> None:
-    narrow = data.to(torch.uint8)
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32])
+def test_narrow_batches_and_losses_widen_only_the_batch(data: torch.Tensor, dtype: torch.dtype) -> None:
+    narrow = data.to(dtype)
     x, y = cf.get_batch(narrow, 4, 8, generator=torch.Generator().manual_seed(5))
     wide_x, wide_y = cf.get_batch(data, 4, 8, generator=torch.Generator().manual_seed(5))
     assert x.dtype == y.dtype == torch.long
@@ -224,6 +229,8 @@ def test_narrow_batches_and_losses_widen_only_the_batch(data: torch.Tensor) -> N
     assert cf.whole_split_loss(model, val) == cf.whole_split_loss(model, val.long())
     capped = cf.whole_split_loss(model, val, max_chars=1000)
     assert capped == cf.whole_split_loss(model, val[:1000]) != cf.whole_split_loss(model, val)
+    with pytest.raises(ValueError, match="max_chars"):
+        cf.whole_split_loss(model, val, max_chars=True)
     evaluators = [cf.Evaluator(d[:-3000], d[-3000:], 16, 2, 4, seed=1) for d in (narrow, data)]
     assert evaluators[0](model) == evaluators[1](model)
 
@@ -251,9 +258,9 @@ def test_end_of_run_val_pass_is_capped(text: str, tokenizer: cf.CharTokenizer, c
 # --- the command line --------------------------------------------------------------------------
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "charformer", *args], capture_output=True, text=True,
-                          env={**os.environ, "TQDM_DISABLE": "1"}, cwd=REPO)
+                          env={**os.environ, "TQDM_DISABLE": "1", **env}, cwd=REPO)
 
 
 def test_cli_trains_on_your_text_and_samples_from_it(tmp_path: Path) -> None:
@@ -293,3 +300,23 @@ def test_cli_bad_text_is_one_line(tmp_path: Path, raw: bytes | None, expected: s
     assert expected in result.stderr
     if expected != "too short":
         assert str(path) in result.stderr
+
+
+def test_cli_trains_on_a_url(tmp_path: Path) -> None:
+    verse = "Row, row, row your boat\r\nGently down the stream.\r\n"
+    server = FileServer((verse * 30).encode("utf-8"))
+    server.thread.start()
+    try:
+        cache = tmp_path / "xdg"
+        url = server.url("/input.txt")
+        result = run_cli("train", "--text", url, "--max-iters", "2", "--eval-interval", "2",
+                         "--eval-iters", "1", "--sample-chars", "5", XDG_CACHE_HOME=str(cache))
+        assert result.returncode == 0, result.stderr
+        assert f"{(len(verse) - 2) * 30:,} characters" in result.stdout  # \r\n read as \n
+        texts = cache / "charformer" / "texts"
+        assert len(list(texts.iterdir())) == 1
+        assert cf.load_text(url, cache_dir=texts) == (verse * 30).replace("\r\n", "\n")
+        assert server.hits == {"/input.txt": 1}  # read from the copy the command cached
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
