@@ -124,14 +124,17 @@ def bench_training_steps(train: torch.Tensor, vocab: int, steps: int, warmup: in
 
 
 def briefly_trained(train: torch.Tensor, val: torch.Tensor, vocab: int, iters: int) -> tuple[cf.CharTransformer, bl.BigramLanguageModel]:
-    """Models a few hundred steps in, so per-window losses spread as they do mid-training."""
+    """Models a few hundred steps in, so per-window losses spread as they do mid-training.
+
+    Untimed, at 1 thread: on an oversubscribed machine two OpenMP threads can be 30x slower.
+    """
     torch.manual_seed(0)
     model = cf.CharTransformer(notebook_default_config(vocab))
-    config = cf.TrainConfig(max_iters=iters, eval_interval=iters, eval_iters=1)
+    config = cf.TrainConfig(max_iters=iters, eval_interval=iters, eval_iters=1, num_threads=1)
     cf.train(model, train, val, config)
     torch.manual_seed(0)
     base = bl.BigramLanguageModel(vocab, **LECTURE)
-    bl.train(base, train, val, max_iters=iters, eval_interval=iters, eval_iters=1)
+    with_threads(1, lambda: bl.train(base, train, val, max_iters=iters, eval_interval=iters, eval_iters=1))
     return model, base
 
 
@@ -265,7 +268,7 @@ def bench_memory(steps: int) -> list[dict[str, Any]]:
 def print_table(results: dict[str, Any]) -> None:
     peak = results["matmul_peak_gflops"]
     print(f"\nmachine: {results['machine']}; torch {results['torch']}; matmul peak "
-          f"{peak['1']:.0f} GFLOP/s (1 thread), {peak[str(results['max_threads'])]:.0f} ({results['max_threads']} threads)")
+          + ", ".join(f"{value:.0f} GFLOP/s ({threads} thread(s))" for threads, value in peak.items()))
     print("\n1. training step (median ms per phase; vs base: tokens/s over the lecture baseline's at the same threads)")
     print(f"{'variant':41} {'AdamW':>18} {'thr':>3} {'batch':>6} {'fwd':>6} {'bwd':>6} {'opt':>6} {'total':>7} {'tok/s':>7} {'GFLOP/s':>8} {'%peak':>6} {'vs base':>7}")
     for row in results["training_step"]:
@@ -302,12 +305,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a few steps of everything (smoke test)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--threads", type=int, nargs="+", default=None,
+                        help="thread counts to measure both sides at (default: 1 and all cores)")
     args = parser.parse_args(argv)
     quick = args.quick
     train, val, tokenizer = load()
     vocab = tokenizer.vocab_size
-    max_threads = torch.get_num_threads()
-    thread_options = sorted({1, max_threads})
+    thread_options = sorted(set(args.threads or [1, torch.get_num_threads()]))
+    if thread_options[0] < 1:
+        parser.error(f"--threads must be >= 1, got {thread_options[0]}")
+    max_threads = thread_options[-1]
     results: dict[str, Any] = {
         "machine": f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores".strip(),
         "torch": torch.__version__, "python": platform.python_version(), "quick": quick,

@@ -123,10 +123,11 @@ def test_url_is_downloaded_once_into_the_cache(file_server: FileServer, tmp_path
     assert len(cached) == 1 and cached[0].name.endswith("input.txt")  # no temporary files left
     assert cf.load_text(url, cache_dir=cache) == text
     assert file_server.hits == {"/input.txt": 1}  # the cached copy made no request
-    # Another URL with the same file name gets its own cache file.
-    file_server_other = file_server.url("/error-500-once")
-    cf.load_text(file_server_other, cache_dir=cache)
-    assert len(list(cache.iterdir())) == 2
+    # Another URL ending in the same file name gets its own cache file.
+    assert cf.load_text(file_server.url("/input.txt?copy=2"), cache_dir=cache) == text
+    assert file_server.hits == {"/input.txt": 2}
+    names = sorted(p.name for p in cache.iterdir())
+    assert len(names) == 2 and all(name.endswith("-input.txt") for name in names)
 
 
 def test_url_cache_defaults_to_xdg_cache_home(file_server: FileServer, tmp_path: Path,
@@ -228,6 +229,8 @@ def test_narrow_batches_and_losses_widen_only_the_batch(data: torch.Tensor, dtyp
     assert cf.whole_split_loss(model, val) == cf.whole_split_loss(model, val.long())
     capped = cf.whole_split_loss(model, val, max_chars=1000)
     assert capped == cf.whole_split_loss(model, val[:1000]) != cf.whole_split_loss(model, val)
+    with pytest.raises(ValueError, match="max_chars"):
+        cf.whole_split_loss(model, val, max_chars=True)
     evaluators = [cf.Evaluator(d[:-3000], d[-3000:], 16, 2, 4, seed=1) for d in (narrow, data)]
     assert evaluators[0](model) == evaluators[1](model)
 
