@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import load_checkpoint, unwrap_model
+from .checkpoint import check_tokenizer_fits, load_checkpoint, unwrap_model
 from .data import CharTokenizer
 from .errors import CharformerError
 from .model import CharTransformer
@@ -132,13 +132,7 @@ class SamplingPlayground(_Box):
         module = unwrap_model(model)
         if not isinstance(module, CharTransformer):
             raise ValueError(f"model must be a CharTransformer, got {type(model).__name__}")
-        if not isinstance(tokenizer, CharTokenizer):
-            raise ValueError(f"tokenizer must be a CharTokenizer, got {type(tokenizer).__name__}")
-        if tokenizer.vocab_size != module.config.vocab_size:
-            raise ValueError(
-                f"tokenizer has {tokenizer.vocab_size} characters but the model's vocab_size is "
-                f"{module.config.vocab_size}"
-            )
+        check_tokenizer_fits(tokenizer, module)
         run_paths = _checked_runs(runs)
         self.model = module
         self.tokenizer = tokenizer
