@@ -99,16 +99,17 @@ def test_bad_arguments(kwargs: dict) -> None:
         tiny_model().generate(torch.zeros((1, 1), dtype=torch.long), **kwargs)
 
 
-@pytest.mark.parametrize(
-    "prompt",
-    [
-        torch.zeros(3, dtype=torch.long),
-        torch.zeros((1, 0), dtype=torch.long),
-        torch.tensor([[65]]),
-        torch.tensor([[-1]]),
-        torch.zeros((1, 2)),
-    ],
-)
+# Not 2-D, empty, ids outside the 65-character vocabulary, floating point (test_stream uses them too).
+BAD_PROMPTS = [
+    torch.zeros(3, dtype=torch.long),
+    torch.zeros((1, 0), dtype=torch.long),
+    torch.tensor([[65]]),
+    torch.tensor([[-1]]),
+    torch.zeros((1, 2)),
+]
+
+
+@pytest.mark.parametrize("prompt", BAD_PROMPTS)
 def test_bad_prompts(prompt: torch.Tensor) -> None:
     with pytest.raises(ValueError):
         tiny_model().generate(prompt, 3)

@@ -10,6 +10,7 @@ import torch
 import charformer as cf
 
 from .conftest import tiny_model
+from .test_generate import BAD_PROMPTS
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -113,16 +114,7 @@ def test_bad_arguments_raise_at_the_call(kwargs: dict) -> None:
         model.stream(torch.zeros((1, 1), dtype=torch.long), **kwargs)
 
 
-@pytest.mark.parametrize(
-    "prompt",
-    [
-        torch.zeros(3, dtype=torch.long),
-        torch.zeros((1, 0), dtype=torch.long),
-        torch.tensor([[65]]),
-        torch.tensor([[-1]]),
-        torch.zeros((1, 2)),
-    ],
-)
+@pytest.mark.parametrize("prompt", BAD_PROMPTS)
 def test_bad_prompts_raise_at_the_call(prompt: torch.Tensor) -> None:
     with pytest.raises(ValueError):
         tiny_model().stream(prompt, 3)
