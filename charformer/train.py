@@ -407,11 +407,11 @@ class _Run:
         if interrupted:
             history.final_val_loss = None  # not measured: the weights moved since any earlier one
             history.final_val_chars = None
-        if interrupted and is_main_process():
-            print(
-                f"interrupted after step {self.iteration} ({history.train_seconds:.1f} s); "
-                "call train(..., history=history) to continue"
-            )
+            if is_main_process():
+                print(
+                    f"interrupted after step {self.iteration} ({history.train_seconds:.1f} s); "
+                    "call train(..., history=history) to continue"
+                )
         else:
             kept_best = self.config.keep_best and state.hold_best(self.module)
             history.final_val_chars = min(len(self.val_tokens), FINAL_VAL_MAX_CHARS)
