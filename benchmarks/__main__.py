@@ -30,7 +30,7 @@ import torch
 
 import charformer as cf
 from charformer.evaluate import whole_split_loss
-from charformer.train import make_optimizer
+from charformer.step import make_optimizer
 
 from . import baseline as bl
 from .common import BATCH, LECTURE, SEED_RECIPE_ITERS, baseline_step, charformer_step, load, notebook_default_config, notebook_default_train

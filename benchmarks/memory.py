@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 import charformer as cf
-from charformer.train import make_optimizer
+from charformer.step import make_optimizer
 
 from . import baseline as bl
 from .common import LECTURE, baseline_step, charformer_step, load, notebook_default_config, notebook_default_train

@@ -37,7 +37,8 @@ from .presets import (
 )
 from .runs import compare_runs, new_run, new_run_path, runs_table
 from .threads import choose_num_threads, measure_threads
-from .train import learning_rate_at, train
+from .step import learning_rate_at
+from .train import train
 
 __version__ = "0.1.0"
 

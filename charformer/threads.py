@@ -6,18 +6,34 @@ shared VM), so the notebook measures instead of claiming.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
+from collections.abc import Iterator
 
 import torch
 
 from .config import ModelConfig, TrainConfig
 from .data import get_batch
 from .model import CharTransformer
-from .train import TrainStep, _threads
+from .step import TrainStep
 
 _MEASURED: dict[tuple, dict[int, float]] = {}
+
+
+@contextlib.contextmanager
+def thread_count(num_threads: int | None) -> Iterator[None]:
+    """Set torch's intra-op thread count for the call, then restore it."""
+    if num_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def available_cores() -> int:
@@ -50,7 +66,7 @@ def measure_threads(model_config: ModelConfig, train_config: TrainConfig, train_
         step(0, *batches[0])  # warm-up: first-call allocations
         for _ in range(rounds):
             for threads in candidates:
-                with _threads(threads):
+                with thread_count(threads):
                     start = time.perf_counter()
                     for iteration, (x, y) in enumerate(batches):
                         step(iteration, x, y)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import platform
 import signal
 import threading
 import time
@@ -34,7 +33,6 @@ from .checkpoint import (
 from .checks import as_int, as_token_tensor
 from .config import TrainConfig, describe_model_difference
 from .data import CharTokenizer, get_batch, too_short_message
-from .device import choose_compile, choose_precision, xla_sync
 from .distributed import (
     Agreement, data_parallel, interrupted_error, is_main_process, peer_failed, rank_seed,
     streams_for_rank, warn_if_world_size_changed, world_size,
@@ -44,68 +42,11 @@ from .evaluate import Evaluator, whole_split_loss
 from .history import History
 from .model import CharTransformer, switched_mode
 from .state import TrainState
-
-# What torch.compile builds the training step with (a name or a backend callable).
-COMPILE_BACKEND: Any = "inductor"
+from .step import TrainStep, tf32_matmuls
+from .threads import thread_count
 
 # Models that train() has trained in this process, and how many steps they had then.
 _TRAINED_STEPS: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
-
-
-def learning_rate_at(iteration: int, config: TrainConfig) -> float:
-    """Linear warmup, then (if lr_decay_iters is set) cosine decay to min_lr, then min_lr."""
-    if config.warmup_iters and iteration < config.warmup_iters:
-        return config.learning_rate * (iteration + 1) / (config.warmup_iters + 1)
-    if config.lr_decay_iters is None:
-        return config.learning_rate
-    if iteration >= config.lr_decay_iters:
-        return config.min_lr
-    span = max(1, config.lr_decay_iters - config.warmup_iters)
-    progress = (iteration - config.warmup_iters) / span
-    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-    return config.min_lr + cosine * (config.learning_rate - config.min_lr)
-
-
-def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with nanoGPT's grouping: weight decay on 2-D weights only, not biases or LayerNorms."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    # One fused kernel for the whole update on CUDA and CPU (fewer launches than foreach).
-    fused = device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(
-        groups, lr=config.learning_rate, betas=(config.beta1, config.beta2), fused=fused
-    )
-
-
-@contextlib.contextmanager
-def _tf32_matmuls(device: torch.device) -> Iterator[None]:
-    """TF32 tensor-core matmuls on CUDA for the call (float32 accuracy is not needed), then restore."""
-    if device.type != "cuda":
-        yield
-        return
-    previous = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("high")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(previous)
-
-
-@contextlib.contextmanager
-def _threads(num_threads: int | None) -> Iterator[None]:
-    """Set torch's intra-op thread count for the call, then restore it."""
-    if num_threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class _InterruptLatch:
@@ -155,105 +96,6 @@ def _as_token_tensor(name: str, data: Any, module: CharTransformer, device: torc
             f"of {vocab_size} characters (ids 0..{vocab_size - 1})"
         )
     return tensor.to(device=device)
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16":
-        return torch.autocast(device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-class TrainStep:
-    """One optimizer step: learning rate, forward under autocast, backward, clipping, update.
-
-    Chooses precision (bf16 or fp16 with a GradScaler on CUDA, fp32 elsewhere) and whether to
-    compile, and watches for non-finite losses: at every step on the CPU (a sync is cheap there),
-    as a device-side flag read at each evaluation elsewhere (no sync per step).
-    """
-
-    def __init__(self, module: CharTransformer, config: TrainConfig, device: torch.device,
-                 forward_module: nn.Module | None = None) -> None:
-        # forward_module: what the step runs forward through (a DDP wrapper in a distributed run).
-        self.module, self.config, self.device = module, config, device
-        self.eager = forward_module if forward_module is not None else module
-        self.optimizer = make_optimizer(module, config, device)
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        self.precision = choose_precision(device.type, bf16)
-        self.autocast = _autocast(device, self.precision)
-        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
-        capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
-        compiled = choose_compile(config.compile, device.type, platform.system(), capability)
-        self.forward: Callable[..., Any] = (
-            torch.compile(self.eager, backend=COMPILE_BACKEND, dynamic=False) if compiled else self.eager
-        )
-        self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-        # The hyperparameters of this config, as make_optimizer set them, per param group.
-        self.group_settings = [
-            {k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups
-        ]
-
-    def load_optimizer_state(self, saved: dict[str, Any]) -> None:
-        """The saved moments and step counts, with this call's config: load_state_dict would bring
-        back the saved learning rate, weight decay and betas (and fused flag), and a continued run
-        uses the config it is given. With an unchanged config the values are the same ones."""
-        self.optimizer.load_state_dict(saved)
-        for group, settings in zip(self.optimizer.param_groups, self.group_settings):
-            group.update(settings)
-
-    def __call__(self, iteration: int, x: torch.Tensor, y: torch.Tensor) -> None:
-        # Every step, even for a constant rate: a continued run may bring a new config.
-        for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate_at(iteration, self.config)
-        loss = self._loss_and_gradients_or_fall_back(x, y)
-        if self.device.type == "cpu":
-            if not math.isfinite(loss.item()):
-                self.nonfinite.fill_(True)
-                return  # the run stops before this update
-        else:
-            self.nonfinite |= ~torch.isfinite(loss.detach())
-        if self.config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(
-                self.module.parameters(), self.config.grad_clip, foreach=self.device.type != "xla"
-            )
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        if self.device.type == "xla":
-            xla_sync()  # cut the lazy graph here: one compiled graph per step shape
-
-    def _loss_and_gradients(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with self.autocast:
-            _, loss = self.forward(x, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-        else:
-            loss.backward()
-        return loss
-
-    def _loss_and_gradients_or_fall_back(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The compiled step; if compiling fails, one printed line and the same step in eager mode."""
-        if self.forward is self.eager:
-            return self._loss_and_gradients(x, y)
-        rng = torch.get_rng_state()
-        try:
-            return self._loss_and_gradients(x, y)
-        except Exception as error:  # any compiler failure: the run must not die of it
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            if is_main_process():
-                print(f"torch.compile failed ({type(error).__name__}: {reason[:200]}); "
-                      "training continues in eager mode")
-            self.forward = self.eager
-            torch.set_rng_state(rng)
-            return self._loss_and_gradients(x, y)
-
-    def saw_nonfinite(self) -> bool:
-        return bool(self.nonfinite)
 
 
 @dataclass
@@ -696,7 +538,7 @@ def train(
     # In a process group every phase ends where the ranks agree to go on (see distributed.py).
     interrupted = False
     try:
-        with _threads(config.num_threads), _tf32_matmuls(device), _InterruptLatch() as latch, \
+        with thread_count(config.num_threads), tf32_matmuls(device), _InterruptLatch() as latch, \
                 switched_mode(module, True), \
                 contextlib.closing(Agreement(lambda: latch.requested, run.peer_failed)) as agreement:
             run.agreement = agreement

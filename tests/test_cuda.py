@@ -44,7 +44,7 @@ def test_a_forced_compile_failure_falls_back_to_eager(splits, capsys, monkeypatc
     def broken_backend(graph_module, example_inputs):
         raise RuntimeError("forced failure")
 
-    monkeypatch.setattr(importlib.import_module("charformer.train"), "COMPILE_BACKEND", broken_backend)
+    monkeypatch.setattr(importlib.import_module("charformer.step"), "COMPILE_BACKEND", broken_backend)
     history = cf.train(tiny_model(), train, val, cf.TrainConfig(max_iters=20, compile=True, **QUICK),
                        device=torch.device("cuda"))
     assert history.iteration == 20 and "torch.compile failed" in capsys.readouterr().out

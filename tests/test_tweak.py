@@ -165,7 +165,7 @@ def test_a_failing_compile_falls_back_to_eager(splits, capsys, monkeypatch) -> N
     def broken_backend(graph_module, example_inputs):  # a torch.compile backend
         raise RuntimeError("no compiler here")
 
-    monkeypatch.setattr(train_module, "COMPILE_BACKEND", broken_backend)
+    monkeypatch.setattr(importlib.import_module("charformer.step"), "COMPILE_BACKEND", broken_backend)
     config = cf.TrainConfig(max_iters=20, **TINY)
     eager = cf.train(tiny_model(dropout=0.1), train, val, config)
     fallen_back = cf.train(tiny_model(dropout=0.1), train, val, cf.TrainConfig(max_iters=20, compile=True, **TINY))
