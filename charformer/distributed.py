@@ -91,7 +91,7 @@ def data_parallel(module: nn.Module, device: torch.device) -> nn.Module:
     device_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
         if device.type == "cuda" else None
     # The model's buffers (causal mask, sinusoidal table) are constants: nothing to broadcast.
-    return DistributedDataParallel(module, device_ids=device_ids, forward_sync_buffers=False)
+    return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
 
 
 class Agreement:
