@@ -345,7 +345,7 @@ class SamplingPlayground(_Box):
     def _show_text(self, text: str) -> None:
         self._text = text
         self.text_view.value = (  # a box of bounded height, showing its end (column-reverse) as it grows
-            f'<div style="{TEXT_BOX}"><pre style="white-space: pre-wrap; margin: 0; font-family: '
+            f'<div style="{TEXT_BOX}"><pre style="flex: none; white-space: pre-wrap; margin: 0; font-family: '
             f'var(--jp-code-font-family, monospace);">{html.escape(text)}</pre></div>'
         )
 
