@@ -96,14 +96,14 @@ def _checked_runs(runs: Runs) -> tuple[Path | None, list[str | os.PathLike[str]]
 def _run_labels(paths: list[str | os.PathLike[str]]) -> list[str]:
     """Each run's file name, with as many of its folders as tell it from the other runs."""
     parts = [Path(path).parts for path in paths]
+    longest = max(map(len, parts), default=0)
 
-    def label(own: tuple[str, ...]) -> str:
+    def label(own: tuple[str, ...]) -> str:  # the paths differ, so at the latest their whole parts do
         tail = next(own[-n:] for n in range(1, longest + 1)
                     if sum(other[-n:] == own[-n:] for other in parts) == 1)
         return str(Path(*tail))
 
-    longest = max(map(len, parts), default=0)
-    return [label(own) for own in parts]  # the paths differ, so their whole parts do
+    return [label(own) for own in parts]
 
 
 def _same_run(labels: dict[str, str]) -> Callable[[Any, Any], bool]:
@@ -318,20 +318,20 @@ class SamplingPlayground(_Box):
         return self._loaded[key]
 
     def _list_runs(self, paths: list[str | os.PathLike[str]]) -> None:
-        """Offer these runs, the chosen one staying chosen while it is listed."""
+        """Offer these runs; the chosen one stays listed and chosen, even if its file went."""
+        chosen = self.run.value
+        if chosen != NOTEBOOK_MODEL and all(Path(path) != Path(chosen) for path in paths):
+            paths = [*paths, chosen]  # sampled from memory, or Generate says why it cannot load
         if [Path(path) for path in paths] == [Path(path) for _label, path in self.run.options[1:]]:
             return
-        chosen, labels = self.run.value, _run_labels(paths)
-        kept = chosen == NOTEBOOK_MODEL or any(Path(path) == Path(chosen) for path in paths)
+        labels = _run_labels(paths)
         self._listing = True  # new options pass the value through the first option: not a choice
         try:
             self.run.equals = _same_run({str(path): label for path, label in zip(paths, labels)})
             self.run.options = [(NOTEBOOK_MODEL, NOTEBOOK_MODEL), *zip(labels, paths)]
-            self.run.value = chosen if kept else NOTEBOOK_MODEL
+            self.run.value = chosen
         finally:
             self._listing = False
-        if not kept:
-            self._on_run_chosen(None)
 
     def _on_run_chosen(self, _change: Any) -> None:
         """Load the run now, so a bad file is reported at once and top-k fits its vocabulary."""

@@ -267,10 +267,11 @@ def test_a_folder_of_runs_is_listed_again_on_each_generate(trained, tokenizer, l
     assert playground.run.value == first and playground.top_k.value == top_k  # the choice stands
     saved = cf.load_checkpoint(first)
     assert text == expected_text(saved.model, saved.tokenizer, "romeo", 10, 1.0, top_k, 1)
-    first.unlink()
+    first.unlink()  # the chosen run's file goes: it stays chosen, sampled from memory
+    assert playground.generate() == text and playground.run.value == first
+    playground.run.value = NOTEBOOK_MODEL
     playground.generate()
     assert [label for label, _ in playground.run.options] == [NOTEBOOK_MODEL, "later-001.pt"]
-    assert playground.run.value == NOTEBOOK_MODEL and playground.top_k.max == tokenizer.vocab_size
 
 
 def test_runs_labels_and_bad_arguments(trained, tokenizer, tmp_path) -> None:
