@@ -31,7 +31,7 @@ REDRAWS_PER_SECOND = 25  # sampling sets the pace; the view only needs to look c
 BUSY = "a generation is running: wait for it to finish or press Stop"
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
 TEXT_BOX = "max-height: 24em; overflow-y: auto; display: flex; flex-direction: column-reverse;"
-ROW = {"width": "100%", "max_width": "56em"}  # a slider's track: about 35 em, some 15 px a temperature step
+ROW = {"width": "100%", "max_width": "56em"}  # a slider's track: ~460 px, ~11 px a temperature step
 Runs = Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[str]"]], None]
 
 _Box: Any = widgets.VBox if widgets is not None else object
@@ -218,7 +218,7 @@ class SamplingPlayground(_Box):
         return self._text
 
     def stop(self) -> None:
-        """End a running generation after the current character, keeping what was written."""
+        """End a running generation after the current character (or before the first), keeping the text."""
         if self.generating:
             self._stop_requested = True
 
