@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import torch
 
 import charformer as cf
+from charformer.data import default_prompt
 from charformer.distributed import is_main_process, launched, launched_by_torchrun
 
 COMMANDS = ("train", "sample")
@@ -94,11 +95,6 @@ def _train_and_sample(args: argparse.Namespace, config: cf.TrainConfig, device: 
     generator = torch.Generator().manual_seed(args.seed)
     sample = model.generate(context, args.sample_chars, generator=generator)
     print(tokenizer.decode(sample[0].tolist()))
-
-
-def default_prompt(tokenizer: cf.CharTokenizer) -> str:
-    """A newline where the vocabulary has one (a text starts a fresh line), else its first character."""
-    return "\n" if "\n" in tokenizer.chars else tokenizer.chars[0]
 
 
 def sample_command(args: argparse.Namespace) -> None:

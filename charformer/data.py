@@ -167,6 +167,12 @@ class CharTokenizer:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
 
 
+def default_prompt(tokenizer: CharTokenizer) -> str:
+    """What an empty prompt becomes (CLI and playground): a newline where the vocabulary has one
+    (a text starts a fresh line), else its first character."""
+    return "\n" if "\n" in tokenizer.chars else tokenizer.chars[0]
+
+
 SequenceT = TypeVar("SequenceT", bound=Sequence[Any] | torch.Tensor)
 
 

@@ -1,5 +1,5 @@
 """A sampling playground: controls for prompt, length, temperature, top-k, seed and run, and the
-text shown as it is sampled, in one ipywidgets box."""
+text shown as it is sampled, in one ipywidgets box (ipywidgets 7.7 or 8)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import torch
 
 from .checkpoint import check_tokenizer_fits, load_checkpoint, unwrap_model
-from .data import CharTokenizer
+from .data import CharTokenizer, default_prompt
 from .errors import CharformerError
 from .model import CharTransformer
 
@@ -30,6 +30,9 @@ MAX_CHARS = 5000
 REDRAWS_PER_SECOND = 25  # sampling sets the pace; the view only needs to look continuous
 BUSY = "a generation is running: wait for it to finish or press Stop"
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
+TEXT_BOX = "max-height: 24em; overflow-y: auto; display: flex; flex-direction: column-reverse;"
+ROW = {"width": "100%", "max_width": "56em"}  # a slider's track: ~460 px, ~11 px a temperature step
+Runs = Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[str]"]], None]
 
 _Box: Any = widgets.VBox if widgets is not None else object
 
@@ -67,27 +70,40 @@ class SamplingRequest:
         )
 
 
-def _checked_runs(runs: Iterable[str | os.PathLike[str]] | None) -> list[str | os.PathLike[str]]:
+def _saved_runs(folder: Path) -> list[str | os.PathLike[str]]:
+    """The folder's checkpoints by name, less the empty placeholders new_run_path reserves."""
+    return [path for path in sorted(folder.glob("*.pt")) if path.is_file() and path.stat().st_size > 0]
+
+
+def _checked_runs(runs: Runs) -> tuple[Path | None, list[str | os.PathLike[str]]]:
+    """The folder to list again on each Generate (None for a fixed list), and the runs now."""
     if runs is None:
-        return []
+        return None, []
     if isinstance(runs, (str, os.PathLike)):
-        raise ValueError("runs must be a list of checkpoint paths, not a single path")
+        if Path(runs).suffix == ".pt" or Path(runs).is_file():
+            raise ValueError(f"runs must be a list of checkpoint paths or a folder of them, "
+                             f"not one checkpoint: runs=[{str(runs)!r}]")
+        return Path(runs), _saved_runs(Path(runs))
     paths: list[str | os.PathLike[str]] = []
     for path in runs:
         if not isinstance(path, (str, os.PathLike)):
             raise ValueError(f"runs must hold checkpoint paths, got {type(path).__name__}")
-        if all(str(path) != str(seen) for seen in paths):
+        if all(Path(path) != Path(seen) for seen in paths):
             paths.append(path)
-    return paths
+    return None, paths
 
 
 def _run_labels(paths: list[str | os.PathLike[str]]) -> list[str]:
-    """Each run's file name; the folder too where two runs share a name."""
-    names = [Path(path).name for path in paths]
-    return [
-        name if names.count(name) == 1 else f"{Path(path).parent.name}/{name}"
-        for name, path in zip(names, paths)
-    ]
+    """Each run's file name, with as many of its folders as tell it from the other runs."""
+    parts = [Path(path).parts for path in paths]
+    longest = max(map(len, parts), default=0)
+
+    def label(own: tuple[str, ...]) -> str:  # the paths differ, so at the latest their whole parts do
+        tail = next(own[-n:] for n in range(1, longest + 1)
+                    if sum(other[-n:] == own[-n:] for other in parts) == 1)
+        return str(Path(*tail))
+
+    return [label(own) for own in parts]
 
 
 def _same_run(labels: dict[str, str]) -> Callable[[Any, Any], bool]:
@@ -115,15 +131,12 @@ class SamplingPlayground(_Box):
     so Stop works mid-way; `generate()` from code runs to the end and returns the text, which
     equals `tokenizer.decode(model.generate(prompt_ids, chars, temperature=..., top_k=...,
     generator=torch.Generator().manual_seed(seed))[0].tolist())` for the same controls.
+    `runs` is a list of checkpoint paths, or a folder whose `*.pt` runs are listed again on each
+    Generate (runs saved after this cell ran appear then; ipywidgets tells the kernel nothing when
+    a dropdown is opened: jupyter-widgets/ipywidgets#3177, #3879).
     """
 
-    def __init__(
-        self,
-        model: CharTransformer,
-        tokenizer: CharTokenizer,
-        *,
-        runs: Iterable[str | os.PathLike[str]] | None = None,
-    ) -> None:
+    def __init__(self, model: CharTransformer, tokenizer: CharTokenizer, *, runs: Runs = None) -> None:
         if widgets is None:
             raise ImportError(
                 "cf.SamplingPlayground needs the ipywidgets package, which is not installed: "
@@ -133,32 +146,29 @@ class SamplingPlayground(_Box):
         if not isinstance(module, CharTransformer):
             raise ValueError(f"model must be a CharTransformer, got {type(model).__name__}")
         check_tokenizer_fits(tokenizer, module)
-        run_paths = _checked_runs(runs)
+        self._runs_folder, run_paths = _checked_runs(runs)
         self.model = module
         self.tokenizer = tokenizer
         self._loaded: dict[str, tuple[CharTransformer, CharTokenizer]] = {}
         self._text = ""
         self._error = ""
         self._running = False
-        self._stop_requested = False
+        self._stop_requested = False  # set by stop(), read before each character, cleared at the end
+        self._listing = False
         self._task: asyncio.Task[None] | None = None
 
-        wide = {"description_width": "initial"}
-        self.prompt = widgets.Textarea(value="", description="prompt", placeholder="empty: start from a newline",
-                                       layout=widgets.Layout(width="100%"))
-        self.chars = widgets.IntSlider(value=500, min=1, max=MAX_CHARS, description="characters", style=wide)
-        self.temperature = widgets.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.05,
-                                               description="temperature (0: greedy)", style=wide)
-        self.top_k = widgets.IntSlider(value=0, min=0, max=tokenizer.vocab_size,
-                                       description="top-k (0: off)", style=wide)
+        wide, label = {"description_width": "initial"}, {"description_width": "13em"}
+        self.prompt = widgets.Textarea(value="", description="prompt", layout=widgets.Layout(width="100%"),
+                                       placeholder="empty: a newline (or the vocabulary's first character)")
+        self.chars = widgets.IntSlider(value=500, min=1, max=MAX_CHARS, description="characters",
+                                       style=label, layout=widgets.Layout(**ROW))
+        self.temperature = widgets.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.05, style=label,
+                                               description="temperature (0: greedy)", layout=widgets.Layout(**ROW))
+        self.top_k = widgets.IntSlider(value=0, min=0, max=tokenizer.vocab_size, description="top-k (0: off)",
+                                       style=label, layout=widgets.Layout(**ROW))
         self.seed = widgets.IntText(value=1337, description="seed", style=wide,
                                     layout=widgets.Layout(width="180px"))
-        labels = _run_labels(run_paths)
-        self.run = widgets.Dropdown(
-            options=[(NOTEBOOK_MODEL, NOTEBOOK_MODEL), *zip(labels, run_paths)],
-            value=NOTEBOOK_MODEL, description="run", style=wide,
-            equals=_same_run({str(path): label for path, label in zip(run_paths, labels)}),
-        )
+        self.run = widgets.Dropdown(options=[(NOTEBOOK_MODEL, NOTEBOOK_MODEL)], description="run", style=wide)
         self.generate_button = widgets.Button(description="Generate", button_style="primary", icon="play")
         self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
         self.error_view = widgets.HTML(layout=widgets.Layout(display="none"))
@@ -166,13 +176,13 @@ class SamplingPlayground(_Box):
         self.text_view = widgets.HTML()
         self.text_view.add_class("charformer-playground-text")
         super().__init__(children=[
-            self.prompt,
-            widgets.HBox([self.chars, self.temperature]),
-            widgets.HBox([self.top_k, self.seed, self.run]),
+            self.prompt, self.chars, self.temperature, self.top_k,
+            widgets.HBox([self.seed, self.run]),
             widgets.HBox([self.generate_button, self.stop_button]),
             self.error_view,
             self.text_view,
         ])
+        self._list_runs(run_paths)
         self.generate_button.on_click(self._on_generate_clicked)
         self.stop_button.on_click(lambda _button: self.stop())
         self.run.observe(self._on_run_chosen, names="value")
@@ -208,7 +218,7 @@ class SamplingPlayground(_Box):
         return self._text
 
     def stop(self) -> None:
-        """End a running generation after the current character, keeping what was written."""
+        """End a running generation after the current character (or before the first), keeping the text."""
         if self.generating:
             self._stop_requested = True
 
@@ -226,7 +236,8 @@ class SamplingPlayground(_Box):
             return
         request = self._request()
         if request is not None:
-            self._running = True  # a second click before the task's first step is refused too
+            self._running = True  # a second click, or Stop, before the task's first step counts too
+            self.stop_button.disabled = False
             self._task = loop.create_task(self._write_on_the_event_loop(request))
 
     async def _write_on_the_event_loop(self, request: SamplingRequest) -> None:
@@ -240,7 +251,6 @@ class SamplingPlayground(_Box):
         second, and once at the end with everything written.
         """
         self._running = True
-        self._stop_requested = False
         self._show_error("")
         self.stop_button.disabled = False
         chars = request.tokenizer.chars
@@ -248,31 +258,36 @@ class SamplingPlayground(_Box):
         tokens = request.tokens()
         last_redraw = -float("inf")
         try:
-            for token in tokens:
+            while not self._stop_requested:
+                token = next(tokens, None)
+                if token is None:
+                    break
                 written.append(chars[token])
                 now = time.monotonic()
                 if now - last_redraw >= 1.0 / REDRAWS_PER_SECOND:
                     self._show_text("".join(written))
                     last_redraw = now
                 yield
-                if self._stop_requested:
-                    break
         except Exception as error:  # e.g. out of memory mid-way: keep what was written, say why
             self._show_error(f"sampling stopped: {type(error).__name__}: {_one_line(error)}")
         finally:
             tokens.close()
             self._show_text("".join(written))
+            if self._error == BUSY:  # said to a Generate pressed meanwhile; no longer true
+                self._show_error("")
             self._running = False
             self._stop_requested = False
             self.stop_button.disabled = True
 
     def _request(self) -> SamplingRequest | None:
         """The controls' settings for the chosen run, or None with the reason shown in `error`."""
+        if self._runs_folder is not None:
+            self._list_runs(_saved_runs(self._runs_folder))
         run = self._chosen_run()
         if run is None:
             return None
         model, tokenizer = run
-        prompt = self.prompt.value or "\n"
+        prompt = self.prompt.value or default_prompt(tokenizer)
         message = unknown_characters_message(prompt, tokenizer)
         seed = int(self.seed.value)
         if not message and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
@@ -302,8 +317,26 @@ class SamplingPlayground(_Box):
             self._loaded[key] = (checkpoint.model, checkpoint.tokenizer)
         return self._loaded[key]
 
+    def _list_runs(self, paths: list[str | os.PathLike[str]]) -> None:
+        """Offer these runs; the chosen one stays listed and chosen, even if its file went."""
+        chosen = self.run.value
+        if chosen != NOTEBOOK_MODEL and all(Path(path) != Path(chosen) for path in paths):
+            paths = [*paths, chosen]  # sampled from memory, or Generate says why it cannot load
+        if [Path(path) for path in paths] == [Path(path) for _label, path in self.run.options[1:]]:
+            return
+        labels = _run_labels(paths)
+        self._listing = True  # new options pass the value through the first option: not a choice
+        try:
+            self.run.equals = _same_run({str(path): label for path, label in zip(paths, labels)})
+            self.run.options = [(NOTEBOOK_MODEL, NOTEBOOK_MODEL), *zip(labels, paths)]
+            self.run.value = chosen
+        finally:
+            self._listing = False
+
     def _on_run_chosen(self, _change: Any) -> None:
         """Load the run now, so a bad file is reported at once and top-k fits its vocabulary."""
+        if self._listing:
+            return
         run = self._chosen_run()
         if run is not None:
             self.top_k.max = run[1].vocab_size
@@ -311,9 +344,9 @@ class SamplingPlayground(_Box):
 
     def _show_text(self, text: str) -> None:
         self._text = text
-        self.text_view.value = (
-            '<pre style="white-space: pre-wrap; margin: 0; font-family: var(--jp-code-font-family, '
-            f'monospace);">{html.escape(text)}</pre>'
+        self.text_view.value = (  # a box of bounded height, showing its end (column-reverse) as it grows
+            f'<div style="{TEXT_BOX}"><pre style="flex: none; white-space: pre-wrap; margin: 0; font-family: '
+            f'var(--jp-code-font-family, monospace);">{html.escape(text)}</pre></div>'
         )
 
     def _show_error(self, message: str) -> None:

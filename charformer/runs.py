@@ -161,9 +161,9 @@ def noise_verdicts(scores: Sequence[RunScore]) -> list[str]:
 def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by run") -> Figure:
     """One figure, one val curve per run (labelled with the settings that differ), each best
     evaluation marked with a bar of plus or minus its standard error; the best run (lowest whole
-    val) and each run within noise of it (see `noise_verdicts`) are annotated at that marker,
-    and the latter's markers are hollow. Runs reserved by new_run_path that have no checkpoint
-    yet are left out."""
+    val) and each run within noise of it (see `noise_verdicts`) are labelled under the legend,
+    a line from each label to its marker, and the latter's markers are hollow. Runs reserved by
+    new_run_path that have no checkpoint yet are left out."""
     checkpoints = [c for c in _load_runs(runs) if isinstance(c, Checkpoint)]
     if not checkpoints:
         raise ValueError("none of these runs has written a checkpoint yet: nothing to plot")
@@ -174,6 +174,7 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
     verdicts = noise_verdicts([run_score(c) for c in checkpoints])
     figure = Figure(figsize=(7, 4), dpi=80)
     axes = figure.add_subplot()
+    notes = 0  # stacked under the legend, each with a line to its marker: apart, and inside the axes
     for index, (checkpoint, verdict) in enumerate(zip(checkpoints, verdicts)):
         history = checkpoint.history
         assert history is not None
@@ -189,13 +190,15 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
         axes.scatter([x], [y], color=color, facecolors="none" if within_noise else color, zorder=4)
         if verdict == "best" or within_noise:
             note = "best run" if verdict == "best" else "within noise of the best"
-            axes.annotate(note, (x, y), xytext=(-4, -12), textcoords="offset points",
-                          ha="right", fontsize=7, color=color)
+            axes.annotate(note, (x, y), xytext=(0.9, 0.42 - 0.08 * notes), textcoords="axes fraction",
+                          ha="right", va="top", fontsize=8, color=color, arrowprops={
+                              "arrowstyle": "-", "color": color, "linewidth": 0.8, "shrinkB": 4, "relpos": (1, 0.5)})
+            notes += 1
     axes.set_xlabel("step")
     axes.set_ylabel("val loss (nats per character)")
     axes.set_title(title)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="upper right")
     figure.tight_layout()
     return figure
 

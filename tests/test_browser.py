@@ -46,7 +46,7 @@ torch.manual_seed(0)
 torch.set_num_threads(1)
 model = cf.CharTransformer(cf.ModelConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_embd=64,
                                           n_head=4, n_layer=4, dropout=0.0))
-playground = cf.SamplingPlayground(model, tokenizer)
+playground = cf.SamplingPlayground(model, tokenizer, runs="runs")  # a folder with no runs yet
 playground.prompt.value = "ROMEO:"
 playground
 """
@@ -65,6 +65,9 @@ def write_notebook(path: Path) -> None:
              "outputs": [], "source": SETUP_CELL},
             {"cell_type": "code", "execution_count": None, "id": "meanwhile", "metadata": {},
              "outputs": [], "source": "print('the kernel answered', 6 * 7)"},
+            {"cell_type": "code", "execution_count": None, "id": "later", "metadata": {}, "outputs": [],
+             "source": "import os\nos.makedirs('runs', exist_ok=True)\n"
+                       "print('saved', cf.save_checkpoint('runs/later.pt', model, tokenizer))"},
         ],
         "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
                                     "name": "python3"}},
@@ -130,6 +133,10 @@ def shown_text(page: "sync_api.Page") -> str:
     return page.locator(".charformer-playground-text pre").inner_text()
 
 
+def error_line(page: "sync_api.Page") -> str:
+    return page.locator(".charformer-playground-error").inner_text().strip()
+
+
 def run_cell(page: "sync_api.Page", index: int) -> None:
     """Select cell `index` and press the toolbar's Run button, again if the cell did not start
     (a press while the kernel is still connecting can be lost)."""
@@ -169,6 +176,10 @@ def drive_the_playground(page: "sync_api.Page", url: str, tmp_path: Path) -> Non
     generate = page.get_by_role("button", name="Generate")
     generate.wait_for(timeout=180_000)  # the widget rendered in the cell's output
 
+    # Each slider has a row: the temperature's 40 steps get at least 4 px of track each (was 45 px in all).
+    track = page.locator(".widget-hslider", has_text="temperature").locator(".slider-container").bounding_box()
+    assert track is not None and track["width"] >= 4 * 40, track
+
     # Move a control: the characters slider from 500 to its end (5000) with the keyboard.
     slider = page.locator(".widget-hslider", has_text="characters")
     slider.locator(".noUi-handle").focus()
@@ -184,6 +195,8 @@ def drive_the_playground(page: "sync_api.Page", url: str, tmp_path: Path) -> Non
     page.screenshot(path=str(tmp_path / "while-writing.png"))
     assert len(set(lengths)) >= 4, lengths  # the view grew step by step while written
     assert lengths == sorted(lengths)
+    generate.click()  # a second Generate during the run: refused, and said so in red
+    sync_api.expect(page.locator(".charformer-playground-error")).to_contain_text("a generation is running")
 
     # The kernel stays responsive: another cell runs while the text is being written.
     run_cell(page, 1)
@@ -199,4 +212,20 @@ def drive_the_playground(page: "sync_api.Page", url: str, tmp_path: Path) -> Non
     page.wait_for_timeout(1500)
     assert shown_text(page) == stopped  # nothing more is written after Stop
     assert stopped.startswith("ROMEO:") and 700 <= len(stopped) < len("ROMEO:") + 5000
-    assert page.locator(".charformer-playground-error").inner_text().strip() == ""
+    assert error_line(page) == ""  # the red line went with the run it spoke of
+
+    # A run saved after the cell ran is offered once Generate is pressed; a whole 5000-character
+    # sample stays in a box of bounded height that shows its end.
+    run_cell(page, 2)
+    page.get_by_text("saved runs/later.pt").wait_for(timeout=60_000)
+    generate.click()
+    sync_api.expect(stop).to_be_enabled(timeout=30_000)  # the kernel took the click
+    sync_api.expect(stop).to_be_disabled(timeout=180_000)  # and wrote all 5000 characters
+    assert len(shown_text(page)) == len("ROMEO:") + 5000 and error_line(page) == ""
+    assert "later.pt" in page.locator(".widget-dropdown select option").all_inner_texts()
+    box = page.locator(".charformer-playground-text pre").evaluate(
+        "pre => { const box = pre.parentElement.getBoundingClientRect(); return {height: box.height,"
+        " bottom: box.bottom, end: pre.getBoundingClientRect().bottom, scrolls: pre.parentElement.scrollHeight}; }")
+    page.screenshot(path=str(tmp_path / "after-5000.png"))
+    assert 100 < box["height"] <= 400 < box["scrolls"], box  # 24 em high; the text scrolls inside
+    assert abs(box["end"] - box["bottom"]) <= 2, box  # its end in view

@@ -126,6 +126,18 @@ def test_empty_prompt_starts_from_a_newline(trained, tokenizer) -> None:
     assert text.startswith("\n") and len(text) == 41
 
 
+def test_an_empty_prompt_without_a_newline_in_the_vocabulary_starts_as_the_cli_does(text) -> None:
+    """The vocabulary's first character (the CLI's `default_prompt`), never a "\n" it lacks."""
+    one_line = text[:20_000].replace("\n", " ")
+    tokenizer = cf.CharTokenizer.from_text(one_line)
+    assert "\n" not in tokenizer.chars and tokenizer.chars[0] == " "
+    model = tiny_model(vocab_size=tokenizer.vocab_size)
+    playground = cf.SamplingPlayground(model, tokenizer)
+    set_controls(playground, prompt="", chars=30, seed=3)
+    assert playground.generate() == expected_text(model, tokenizer, " ", 30, 1.0, 0, 3)
+    assert playground.error == ""
+
+
 def test_unknown_prompt_characters_are_named_and_nothing_is_generated(trained, tokenizer) -> None:
     playground = cf.SamplingPlayground(trained, tokenizer)
     set_controls(playground, chars=20)
@@ -223,6 +235,45 @@ def test_a_run_that_cannot_be_loaded_is_a_message(trained, tokenizer, lowercase_
     assert playground.error == ""
 
 
+def test_runs_whose_folders_share_a_name_have_distinct_labels(trained, tokenizer, tmp_path) -> None:
+    runs = [tmp_path / "x" / "a" / "run.pt", tmp_path / "y" / "a" / "run.pt", tmp_path / "y" / "b" / "run.pt",
+            tmp_path / "other.pt", Path("a") / "run.pt"]
+    playground = cf.SamplingPlayground(trained, tokenizer, runs=runs)
+    labels = [label for label, _ in playground.run.options[1:]]
+    assert labels == ["x/a/run.pt", "y/a/run.pt", "b/run.pt", "other.pt", "a/run.pt"]
+    assert len(set(labels)) == len(runs)
+
+
+def test_a_folder_of_runs_is_listed_again_on_each_generate(trained, tokenizer, lowercase_run, tmp_path) -> None:
+    """Runs saved after the playground was made (section 14's, after Run All) appear on Generate."""
+    folder = tmp_path / "runs"
+    playground = cf.SamplingPlayground(trained, tokenizer, runs=folder)  # not made yet: no runs
+    assert playground.run.options == ((NOTEBOOK_MODEL, NOTEBOOK_MODEL),)
+    folder.mkdir()
+    first = folder / "first-001.pt"
+    first.write_bytes(lowercase_run[0].read_bytes())
+    cf.new_run_path(folder, "reserved")  # an empty placeholder: not a run yet
+    set_controls(playground, chars=10)
+    playground.generate_button.click()
+    assert playground.run.options == ((NOTEBOOK_MODEL, NOTEBOOK_MODEL), ("first-001.pt", first))
+    playground.run.value = first
+    playground.top_k.value = playground.top_k.max
+    top_k = playground.top_k.value
+    later = folder / "later-001.pt"
+    later.write_bytes(lowercase_run[0].read_bytes())
+    set_controls(playground, prompt="romeo", chars=10, top_k=top_k)
+    text = playground.generate()
+    assert [label for label, _ in playground.run.options] == [NOTEBOOK_MODEL, "first-001.pt", "later-001.pt"]
+    assert playground.run.value == first and playground.top_k.value == top_k  # the choice stands
+    saved = cf.load_checkpoint(first)
+    assert text == expected_text(saved.model, saved.tokenizer, "romeo", 10, 1.0, top_k, 1)
+    first.unlink()  # the chosen run's file goes: it stays chosen, sampled from memory
+    assert playground.generate() == text and playground.run.value == first
+    playground.run.value = NOTEBOOK_MODEL
+    playground.generate()
+    assert [label for label, _ in playground.run.options] == [NOTEBOOK_MODEL, "later-001.pt"]
+
+
 def test_runs_labels_and_bad_arguments(trained, tokenizer, tmp_path) -> None:
     a, b = tmp_path / "a" / "run.pt", tmp_path / "b" / "run.pt"
     playground = cf.SamplingPlayground(trained, tokenizer, runs=[a, b, a])
@@ -312,6 +363,56 @@ def test_generate_pressed_while_generating_is_a_message(trained, tokenizer) -> N
     playground.chars.value = 10
     assert playground.generate() == expected_text(trained, tokenizer, "ROMEO:", 10, 1.0, 0, 9)
     assert playground.error == ""
+
+
+@pytest.mark.parametrize("end", ["finish", "stop"])
+def test_the_busy_line_goes_when_the_generation_ends(trained, tokenizer, end: str) -> None:
+    playground = cf.SamplingPlayground(trained, tokenizer)
+    set_controls(playground, chars=40, seed=9)
+
+    async def main() -> None:
+        playground.generate_button.click()
+        await asyncio.sleep(0)
+        playground.generate_button.click()  # a second Generate during the run
+        assert playground.error == BUSY and playground.error_view.layout.display != "none"
+        if end == "stop":
+            playground.stop_button.click()
+        await until_done(playground)
+
+    asyncio.run(main())
+    assert playground.error == "" and playground.error_view.layout.display == "none"
+    if end == "finish":
+        assert len(playground.text) == len("ROMEO:") + 40
+
+
+def test_stop_right_after_generate_is_pressed_writes_nothing(trained, tokenizer) -> None:
+    """Before the background task's first step: honoured, not reset by the task's start."""
+    playground = cf.SamplingPlayground(trained, tokenizer)
+    set_controls(playground, chars=1500, seed=7)
+
+    async def main() -> None:
+        playground.generate_button.click()
+        assert not playground.stop_button.disabled  # Stop can be pressed at once
+        playground.stop_button.click()
+        await until_done(playground)
+
+    asyncio.run(main())
+    assert playground.text == "ROMEO:" and playground.error == ""
+    assert playground.stop_button.disabled and not playground.generating
+    assert playground.generate() == expected_text(trained, tokenizer, "ROMEO:", 1500, 1.0, 0, 7)  # not stuck
+
+
+def test_the_text_box_has_a_bounded_height_and_the_sliders_a_full_row(trained, tokenizer) -> None:
+    """A 5000-character sample scrolls inside its box, showing its end; each slider spans a row, so
+    the temperature's 40 steps get some 10 px each (the browser test measures it)."""
+    playground = cf.SamplingPlayground(trained, tokenizer)
+    set_controls(playground, chars=200)
+    playground.generate()
+    style = playground.text_view.value.split('style="', 1)[1].split('"', 1)[0]
+    assert "max-height: 24em" in style and "overflow-y: auto" in style and "column-reverse" in style
+    for slider in (playground.chars, playground.temperature, playground.top_k):
+        assert slider in playground.children  # a row of its own
+        assert slider.layout.width == "100%" and slider.style.description_width == "13em"
 
 
 def test_the_models_modes_are_the_callers_after_a_stopped_stream(trained, tokenizer) -> None:

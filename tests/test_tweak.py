@@ -98,6 +98,29 @@ def test_compare_runs_draws_one_val_curve_per_run(two_runs: list[Path]) -> None:
     assert labels == [f"{two_runs[0].stem} (block_size=8)", f"{two_runs[1].stem} (block_size=12)"]
 
 
+def test_compare_runs_labels_stand_apart_inside_the_axes(tmp_path: Path, tokenizer) -> None:
+    """"best run" and "within noise of the best" for three runs ending side by side: each label
+    readable (none over another or the legend) and inside the axes, not under the x axis."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    from .test_noise import saved_run
+
+    paths = [saved_run(tmp_path, tokenizer, f"{name}.pt", final, [0.02, 0.01, 0.0094], n_layer=layers)
+             for name, final, layers in (("a", 1.7503, 2), ("b", 1.7600, 3), ("c", 1.7550, 4))]
+    figure = cf.compare_runs(paths)
+    FigureCanvasAgg(figure).draw()
+    axes = figure.axes[0]
+    assert [text.get_text() for text in axes.texts] == ["best run", *["within noise of the best"] * 2]
+    boxes = [Text.get_window_extent(note) for note in axes.texts]  # the words, not the line to the marker
+    inside = axes.get_window_extent()
+    legend = axes.get_legend().get_window_extent()
+    for index, box in enumerate(boxes):
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+        assert not box.overlaps(legend)
+        assert not any(box.overlaps(other) for other in boxes[index + 1:])
+
+
 def test_compare_runs_and_runs_table_refuse_bad_input(two_runs: list[Path], tmp_path: Path, tokenizer) -> None:
     for bad in ([], str(two_runs[0]), [42]):
         with pytest.raises(ValueError):
