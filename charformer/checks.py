@@ -12,6 +12,7 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -56,11 +57,15 @@ def check_token_dtype(name: str, tokens: torch.Tensor) -> None:
 def as_token_tensor(name: str, data: Any) -> torch.Tensor:
     """A 1-D integer tensor of token ids from a tensor, numpy array or list (no copy when possible).
 
-    Floating-point input is refused rather than truncated (see the module docstring).
+    Floating-point input is refused rather than truncated (see the module docstring). A numpy
+    array torch cannot share (a negative-stride view such as `a[::-1]`, or a non-native byte
+    order such as `>i4`) is copied.
     """
     if isinstance(data, torch.Tensor):
         tensor = data
     else:
+        if isinstance(data, np.ndarray):
+            data = data.astype(data.dtype.newbyteorder("="), order="C", copy=False)
         try:
             tensor = torch.as_tensor(data)
         except (TypeError, ValueError, RuntimeError) as error:
