@@ -208,7 +208,7 @@ def load_model_state(path: Path, model: nn.Module, payload: dict[str, Any]) -> N
         for k, v in expected.items()
         if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape
     ]
-    problems += [f"{k} is not a tensor" for k in expected if not isinstance(state.get(k, v), torch.Tensor)]
+    problems += [f"{k} is not a tensor" for k in expected if k in state and not isinstance(state[k], torch.Tensor)]
     if problems:
         raise CheckpointError(f"checkpoint {path} does not fit the model: " + "; ".join(problems))
     module.load_state_dict(state)
