@@ -171,7 +171,6 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key in ("model_config", "model_state", "tokenizer"):
         if not isinstance(payload.get(key), dict):
             raise CheckpointError(f"checkpoint {path} lacks its {key.replace('_', ' ')}")
-    # Hand-edited fields of the wrong type are refused here, not deep inside sampling or resuming.
     for key in ("train_config", "history", "training_state"):
         if not isinstance(payload.get(key), (dict, type(None))):
             raise CheckpointError(f"checkpoint {path} has a {key} that is not a dict: {payload[key]!r}")
@@ -208,7 +207,8 @@ def load_model_state(path: Path, model: nn.Module, payload: dict[str, Any]) -> N
         for k, v in expected.items()
         if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape
     ]
-    problems += [f"{k} is not a tensor" for k in expected if k in state and not isinstance(state[k], torch.Tensor)]
+    problems += [f"{k} is not a tensor" for k, v in state.items()
+                 if k in expected and not isinstance(v, torch.Tensor)]
     if problems:
         raise CheckpointError(f"checkpoint {path} does not fit the model: " + "; ".join(problems))
     module.load_state_dict(state)
@@ -242,10 +242,9 @@ def load_checkpoint(
                 raise ValueError("the meta device holds no weights, so its model could not sample")
             model.to(device)
         except (RuntimeError, AssertionError, ValueError, TypeError) as exc:
-            raise CheckpointError(
-                f"cannot load checkpoint {path} onto device {device!r} ({str(exc).splitlines()[0]}); "
-                "pass device='cpu' or cf.pick_device()"
-            ) from exc
+            cause = str(exc).splitlines()[0]
+            raise CheckpointError(f"cannot load checkpoint {path} onto device {device!r} ({cause}); "
+                                  "pass device='cpu' or cf.pick_device()") from exc
     model.eval()
     return Checkpoint(
         model=model,

@@ -30,17 +30,15 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
 
 
 def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host or "").is_loopback
     except ValueError:
         return False
 
 
-def _check_url(url: str, allow_http: bool, redirected_from: str | None = None) -> None:
+def check_url(url: str, allow_http: bool = False, redirected_from: str | None = None) -> None:
     """https anywhere, http only to this machine (or with `allow_http`): the rule for every hop."""
     parts = urlsplit(url)
     if parts.scheme == "https":
@@ -62,33 +60,30 @@ class _Retryable(Exception):
 
 def _fetch_once(url: str, part: Path, timeout: float, session: requests.Session, allow_http: bool) -> str:
     """Stream `url` into `part`, following redirects one checked hop at a time; return the hex
-    SHA-256 of what was written. Only a 200 answer with a body counts as the file."""
+    SHA-256 of what was written. Only a 200 answer with a body is the file."""
     digest = hashlib.sha256()
     current = url
     try:
         for _ in range(_MAX_REDIRECTS + 1):
-            # allow_redirects=False: requests resolves the next hop (response.next) but does not
-            # send it, so each one is checked before any connection is made to it.
+            # requests resolves the next hop (response.next) but does not send it: checked first.
             with session.get(current, stream=True, timeout=timeout, allow_redirects=False) as response:
                 where = "" if current == url else f" from {current} (redirected)"
-                if response.next is not None and response.next.url:
-                    _check_url(response.next.url, allow_http, redirected_from=current)
+                if response.next is not None:
+                    check_url(response.next.url, allow_http, redirected_from=current)
                     current = response.next.url
                     continue
                 if response.status_code >= 500:
                     raise _Retryable(f"server error HTTP {response.status_code}{where}")
                 if response.status_code != 200:
-                    raise DownloadError(f"HTTP {response.status_code} {response.reason}{where}, not 200 with the file")
-                size = 0
+                    raise DownloadError(f"HTTP {response.status_code} {response.reason}{where}")
                 with open(part, "wb") as handle:
                     for chunk in response.iter_content(_CHUNK_BYTES):
                         handle.write(chunk)
                         digest.update(chunk)
-                        size += len(chunk)
+                    if not handle.tell():
+                        raise DownloadError(f"HTTP 200 with an empty body{where}")
                     handle.flush()
                     os.fsync(handle.fileno())
-                if not size:
-                    raise DownloadError(f"HTTP 200 with an empty body{where}")
                 return digest.hexdigest()
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError) as exc:
@@ -111,14 +106,13 @@ def download(
 ) -> Path:
     """Download `url` to `dest` atomically: `dest` holds either the verified file or what it held before.
 
-    Every redirect is checked by the rule the first URL is (https anywhere, http only to this
-    machine unless `allow_http`) before it is followed. Only a 200 answer with a body is the file;
-    `check(path)`, if given, sees it before it is put in place, and a ValueError it raises fails
-    the download. Retries (waiting `backoff`, then twice as long each time) only what may pass:
-    5xx answers, connection errors and timeouts; anything else fails at once.
+    Every redirect is checked by the first URL's rule (https anywhere, http only to this machine
+    unless `allow_http`) before it is followed; only a 200 answer with a body is the file, and
+    `check(path)` may refuse it (a ValueError) before it is put in place. Retries (waiting
+    `backoff`, then twice as long each time) only 5xx answers, connection errors and timeouts.
     """
     dest = Path(dest)
-    _check_url(url, allow_http)
+    check_url(url, allow_http)
     if timeout <= 0:
         raise ValueError(f"timeout must be > 0, got {timeout}")
     retries = as_int("retries", retries, 0)  # numpy ints too, not bools

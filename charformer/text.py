@@ -12,24 +12,15 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .data import load_tiny_shakespeare
-from .download import download
+from .download import check_url, download
 from .errors import DownloadError
 
-_URL_SCHEMES = ("http", "https")
-
-
 def default_cache_dir() -> Path:
-    """Where downloaded texts are kept: $XDG_CACHE_HOME/charformer/texts, else ~/.cache/charformer/texts.
-
-    A relative $XDG_CACHE_HOME is ignored, as the XDG Base Directory spec says.
-    """
+    """$XDG_CACHE_HOME/charformer/texts, else ~/.cache/charformer/texts (a relative $XDG_CACHE_HOME
+    is ignored, as the XDG Base Directory spec says): where downloaded texts are kept."""
     base = os.environ.get("XDG_CACHE_HOME", "")
     root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
     return root / "charformer" / "texts"
-
-
-def _is_url(source: str) -> bool:
-    return "://" in source and urlsplit(source).scheme.lower() != ""
 
 
 def cached_path(url: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -60,11 +51,6 @@ def decode_text(raw: bytes, name: str, fix: str | None = None) -> str:
     if not text:
         raise ValueError(f"{name} is empty: there is no text to train on" + (f"; {fix}" if fix else ""))
     return text
-
-
-def looks_like_html(text: str) -> bool:
-    """True for a text that starts (after whitespace) like a web page: a likely wrong URL or file."""
-    return text[:4096].lstrip(" \t\r\n\ufeff").lower().startswith(("<!doctype html", "<html"))
 
 
 def _download_text(url: str, path: Path) -> str:
@@ -102,34 +88,31 @@ def load_text(
     if source is None:
         return load_tiny_shakespeare()
     if isinstance(source, str) and not source.strip():
-        raise ValueError("source is an empty string: pass a file path, an https URL, or None (Tiny Shakespeare)")
-    if isinstance(source, str) and _is_url(source):
-        scheme = urlsplit(source).scheme.lower()
-        if scheme not in _URL_SCHEMES:
-            raise ValueError(f"unsupported URL scheme {scheme!r} in {source!r}: use https://")
+        raise ValueError("source is an empty string: pass a file path, an https URL or None (Tiny Shakespeare)")
+    if isinstance(source, str) and "://" in source:
+        check_url(source)  # a wrong scheme or plain http is refused before the cache is touched
         path = cached_path(source, cache_dir)
         if refresh or not path.is_file():
-            text = _download_text(source, path)
-        else:
-            text = decode_text(path.read_bytes(), f"the cached copy {path} of {source}",
-                               f"fetch it again with load_text(url, refresh=True), or delete {path}")
-    elif not isinstance(source, (str, os.PathLike)):
+            return _warn_if_html(_download_text(source, path), source)
+        return _warn_if_html(decode_text(path.read_bytes(), f"the cached copy {path} of {source}",
+                             f"fetch it again with load_text(url, refresh=True), or delete {path}"), source)
+    if not isinstance(source, (str, os.PathLike)):
         raise ValueError(
             f"source must be a path, an https URL or None (Tiny Shakespeare), got {type(source).__name__}"
         )
-    else:
-        text = decode_text(_read_file(Path(source).expanduser()), str(Path(source).expanduser()))
-    if looks_like_html(text):
-        warnings.warn(
-            f"{source} looks like an HTML web page, not a plain text: use the raw file's address "
-            "(on GitHub, the 'Raw' button's URL) or the file itself", stacklevel=2)
-    return text
-
-
-def _read_file(path: Path) -> bytes:
+    path = Path(source).expanduser()
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; load_text wants a text file")
     try:
-        return path.read_bytes()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(errno.ENOENT, "no such text file", str(path)) from None
+    return _warn_if_html(decode_text(raw, str(path)), source)
+
+
+def _warn_if_html(text: str, source: str | os.PathLike[str]) -> str:
+    """`text`, with a warning if it starts like a web page (after whitespace or a BOM)."""
+    if text[:4096].lstrip(" \t\r\n\ufeff").lower().startswith(("<!doctype html", "<html")):
+        warnings.warn(f"{source} looks like an HTML web page, not a plain text: use the raw file's "
+                      "address (on GitHub, the 'Raw' button's URL) or the file itself", stacklevel=3)
+    return text
