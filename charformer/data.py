@@ -144,7 +144,7 @@ class CharTokenizer:
         chars = self.chars
         out = []
         for raw in ids.tolist() if isinstance(ids, torch.Tensor) else ids:
-            i = as_int("a token id", raw)
+            i = raw if type(raw) is int else as_int("a token id", raw)  # plain ints: the fast path
             if not 0 <= i < len(chars):
                 raise ValueError(f"token id {i} is outside the vocabulary (0..{len(chars) - 1})")
             out.append(chars[i])
