@@ -21,6 +21,15 @@ from charformer.data import default_prompt
 from charformer.distributed import is_main_process, launched, launched_by_torchrun
 
 COMMANDS = ("train", "sample")
+SEED_HELP = "an integer from 0 to 4294967295 (2**32 - 1), for train and sample alike (default 1337)"
+
+
+def seed(text: str) -> int:
+    """--seed's type: one range for both commands, small enough for any torch or numpy generator."""
+    value = int(text)  # argparse turns a ValueError into "invalid seed value"
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..4294967295")
+    return value
 
 
 def _train_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +38,7 @@ def _train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-interval", type=int, default=100)
     parser.add_argument("--eval-iters", type=int, default=50)
     parser.add_argument("--device", choices=cf.device.DEVICE_KINDS, default=None)
-    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--seed", type=seed, default=1337, help=SEED_HELP)
     parser.add_argument("--sample-chars", type=int, default=500)
     parser.add_argument("--data-dir", default=None, help="folder holding Tiny Shakespeare's input.txt")
     parser.add_argument("--text", default=None, metavar="PATH_OR_URL",
@@ -47,7 +56,7 @@ def _sample_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
     parser.add_argument("--top-k", type=int, default=None,
                         help="sample among the k likeliest (0 or unset: off, as in the playground)")
-    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--seed", type=seed, default=1337, help=SEED_HELP)
     parser.add_argument("--device", choices=cf.device.DEVICE_KINDS, default="cpu")
 
 
@@ -121,6 +130,7 @@ def sample_command(args: argparse.Namespace) -> None:
                          generator=generator)
     new_text = tokenizer.decode(out[0, len(prompt):].tolist())
     sys.stdout.write(args.prompt + new_text + "\n")
+    sys.stdout.flush()  # a closed pipe (`| head`) raises here, inside main's handling
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     rank = f"rank {os.environ['RANK']}: " if launched_by_torchrun() else ""
     try:
         command(args)
+    except BrokenPipeError:  # the reader left (`| head`): stop quietly, as the Python docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        return 1
     except (cf.CharformerError, ValueError, RuntimeError, OSError) as error:
         print(f"{rank}error: {error}", file=sys.stderr)
         return 1

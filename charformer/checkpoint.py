@@ -171,6 +171,12 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key in ("model_config", "model_state", "tokenizer"):
         if not isinstance(payload.get(key), dict):
             raise CheckpointError(f"checkpoint {path} lacks its {key.replace('_', ' ')}")
+    for key in ("train_config", "history", "training_state"):
+        if not isinstance(payload.get(key), (dict, type(None))):
+            raise CheckpointError(f"checkpoint {path} has a {key} that is not a dict: {payload[key]!r}")
+    iteration = payload.setdefault("iteration", 0)
+    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+        raise CheckpointError(f"checkpoint {path} has iteration {iteration!r}: it must be a whole number >= 0")
     return payload
 
 
@@ -201,6 +207,8 @@ def load_model_state(path: Path, model: nn.Module, payload: dict[str, Any]) -> N
         for k, v in expected.items()
         if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape
     ]
+    problems += [f"{k} is not a tensor" for k, v in state.items()
+                 if k in expected and not isinstance(v, torch.Tensor)]
     if problems:
         raise CheckpointError(f"checkpoint {path} does not fit the model: " + "; ".join(problems))
     module.load_state_dict(state)
@@ -229,7 +237,14 @@ def load_checkpoint(
     model = CharTransformer(model_config)
     load_model_state(path, model, payload)
     if device is not None:
-        model.to(device)
+        try:
+            if torch.device(device).type == "meta":
+                raise ValueError("the meta device holds no weights, so its model could not sample")
+            model.to(device)
+        except (RuntimeError, AssertionError, ValueError, TypeError) as exc:
+            cause = str(exc).splitlines()[0]
+            raise CheckpointError(f"cannot load checkpoint {path} onto device {device!r} ({cause}); "
+                                  "pass device='cpu' or cf.pick_device()") from exc
     model.eval()
     return Checkpoint(
         model=model,
@@ -237,7 +252,7 @@ def load_checkpoint(
         model_config=model_config,
         train_config=train_config,
         history=history,
-        iteration=int(payload.get("iteration") or 0),
+        iteration=payload["iteration"],
         training_state=payload.get("training_state"),
         path=path,
     )

@@ -12,6 +12,7 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -33,15 +34,10 @@ def as_real(name: str, value: Any) -> float:
     return float(value)
 
 
-def is_integer_dtype(dtype: torch.dtype) -> bool:
-    """Any signed or unsigned integer dtype; not bool, floating point or complex."""
-    return dtype != torch.bool and not dtype.is_floating_point and not dtype.is_complex
-
-
 def check_token_dtype(name: str, tokens: torch.Tensor) -> None:
     """Refuse a tensor that is not of an integer dtype, naming a fractional id if it holds one."""
-    if is_integer_dtype(tokens.dtype):
-        return
+    if tokens.dtype != torch.bool and not tokens.dtype.is_floating_point and not tokens.dtype.is_complex:
+        return  # any signed or unsigned integer dtype
     detail = ""
     if tokens.dtype.is_floating_point and tokens.numel():
         fractional = tokens[tokens != tokens.trunc()]
@@ -56,11 +52,14 @@ def check_token_dtype(name: str, tokens: torch.Tensor) -> None:
 def as_token_tensor(name: str, data: Any) -> torch.Tensor:
     """A 1-D integer tensor of token ids from a tensor, numpy array or list (no copy when possible).
 
-    Floating-point input is refused rather than truncated (see the module docstring).
+    Floating-point input is refused rather than truncated (see the module docstring); a numpy
+    array torch cannot share (negative strides as in `a[::-1]`, a byte order such as `>i4`) is copied.
     """
     if isinstance(data, torch.Tensor):
         tensor = data
     else:
+        if isinstance(data, np.ndarray):
+            data = data.astype(data.dtype.newbyteorder("="), order="C", copy=False)
         try:
             tensor = torch.as_tensor(data)
         except (TypeError, ValueError, RuntimeError) as error:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from .checks import as_int, check_token_dtype
+from .checks import as_int, as_token_tensor
 from .download import download, sha256_of
 
 TINY_SHAKESPEARE_URL = (
@@ -139,10 +139,12 @@ class CharTokenizer:
         return ValueError(f"{len(unknown)} character(s) not in the vocabulary: {listed}")
 
     def decode(self, ids: Iterable[int]) -> str:
+        """The characters of `ids`: ints (numpy's too) or an integer tensor; a float, bool or str
+        is refused, never truncated or parsed."""
         chars = self.chars
         out = []
-        for raw in ids:
-            i = int(raw)
+        for raw in ids.tolist() if isinstance(ids, torch.Tensor) else ids:
+            i = raw if type(raw) is int else as_int("a token id", raw)  # plain ints: the fast path
             if not 0 <= i < len(chars):
                 raise ValueError(f"token id {i} is outside the vocabulary (0..{len(chars) - 1})")
             out.append(chars[i])
@@ -207,18 +209,6 @@ def train_val_split(
     return data[:n], data[n:]  # type: ignore[return-value]
 
 
-def _check_batch_args(data: torch.Tensor, batch_size: Any, block_size: Any) -> tuple[int, int]:
-    """The batch and block sizes as Python ints (numpy ints accepted), once data and both are checked."""
-    if not isinstance(data, torch.Tensor) or data.dim() != 1:
-        raise ValueError("data must be a 1-D tensor of token ids")
-    check_token_dtype("data", data)
-    batch_size = as_int("batch_size", batch_size, 1)
-    block_size = as_int("block_size", block_size, 1)
-    if len(data) < block_size + 1:
-        raise ValueError(too_short_message("data", len(data), block_size))
-    return batch_size, block_size
-
-
 def too_short_message(name: str, n_tokens: int, block_size: int) -> str:
     """One line for data with no room for a single window of `block_size + 1` tokens."""
     return (
@@ -252,9 +242,14 @@ def get_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`batch_size` random windows of `data`; `y` is `x` shifted one token to the left.
 
-    `data` may be of any integer dtype (the windows are int64); sizes may be numpy ints.
+    `data` may be of any integer dtype (the windows are int64), a tensor, numpy array or list, as
+    `train` takes; sizes may be numpy ints.
     """
-    batch_size, block_size = _check_batch_args(data, batch_size, block_size)
+    data = as_token_tensor("data", data)
+    batch_size = as_int("batch_size", batch_size, 1)
+    block_size = as_int("block_size", block_size, 1)
+    if len(data) < block_size + 1:
+        raise ValueError(too_short_message("data", len(data), block_size))
     starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
     x, y = gather_windows(data, starts, block_size)
     if device is not None and x.device != torch.device(device):

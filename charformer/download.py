@@ -7,6 +7,7 @@ import ipaddress
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,25 +30,25 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
 
 
 def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host or "").is_loopback
     except ValueError:
         return False
 
 
-def _check_url(url: str, allow_http: bool) -> None:
+def check_url(url: str, allow_http: bool = False, redirected_from: str | None = None) -> None:
+    """https anywhere, http only to this machine (or with `allow_http`): the rule for every hop."""
     parts = urlsplit(url)
     if parts.scheme == "https":
         return
     if parts.scheme == "http":
         if allow_http or _is_loopback(parts.hostname):
             return
+        hop = f"the redirect from {redirected_from} to " if redirected_from else ""
         raise InsecureURLError(
-            f"refusing plain http:// download of {url}: the file could be altered in transit. "
+            f"refusing plain http:// download of {hop}{url}: the file could be altered in transit. "
             "Use https://, or pass allow_http=True if you trust this network."
         )
     raise ValueError(f"unsupported URL scheme {parts.scheme!r} in {url!r}: use https://")
@@ -57,29 +58,39 @@ class _Retryable(Exception):
     """A failure worth another try: a 5xx answer, a broken connection, a timeout."""
 
 
-def _fetch_once(url: str, part: Path, timeout: float, session: requests.Session) -> str:
-    """Stream `url` into `part`; return the hex SHA-256 of what was written."""
+def _fetch_once(url: str, part: Path, timeout: float, session: requests.Session, allow_http: bool) -> str:
+    """Stream `url` into `part`, following redirects one checked hop at a time; return the hex
+    SHA-256 of what was written. Only a 200 answer with a body is the file."""
     digest = hashlib.sha256()
+    current = url
     try:
-        with session.get(url, stream=True, timeout=timeout) as response:
-            if response.status_code >= 500:
-                raise _Retryable(f"server error HTTP {response.status_code}")
-            if response.status_code >= 400:
-                raise DownloadError(f"HTTP {response.status_code} {response.reason}")
-            with open(part, "wb") as handle:
-                for chunk in response.iter_content(_CHUNK_BYTES):
-                    handle.write(chunk)
-                    digest.update(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-    except requests.TooManyRedirects as exc:
-        raise DownloadError(f"too many redirects ({exc})") from exc
+        for _ in range(_MAX_REDIRECTS + 1):
+            # requests resolves the next hop (response.next) but does not send it: checked first.
+            with session.get(current, stream=True, timeout=timeout, allow_redirects=False) as response:
+                where = "" if current == url else f" from {current} (redirected)"
+                if response.next is not None:
+                    check_url(response.next.url, allow_http, redirected_from=current)
+                    current = response.next.url
+                    continue
+                if response.status_code >= 500:
+                    raise _Retryable(f"server error HTTP {response.status_code}{where}")
+                if response.status_code != 200:
+                    raise DownloadError(f"HTTP {response.status_code} {response.reason}{where}")
+                with open(part, "wb") as handle:
+                    for chunk in response.iter_content(_CHUNK_BYTES):
+                        handle.write(chunk)
+                        digest.update(chunk)
+                    if not handle.tell():
+                        raise DownloadError(f"HTTP 200 with an empty body{where}")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                return digest.hexdigest()
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError) as exc:
         raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
     except requests.RequestException as exc:
         raise DownloadError(f"{type(exc).__name__}: {exc}") from exc
-    return digest.hexdigest()
+    raise DownloadError(f"too many redirects (more than {_MAX_REDIRECTS}), the last to {current}")
 
 
 def download(
@@ -91,14 +102,17 @@ def download(
     retries: int = 3,
     allow_http: bool = False,
     backoff: float = 0.5,
+    check: Callable[[Path], object] | None = None,
 ) -> Path:
     """Download `url` to `dest` atomically: `dest` holds either the verified file or what it held before.
 
-    Retries (waiting `backoff`, then twice as long each time) only what may pass: 5xx answers,
-    connection errors and timeouts. A 4xx answer or a wrong checksum fails at once.
+    Every redirect is checked by the first URL's rule (https anywhere, http only to this machine
+    unless `allow_http`) before it is followed; only a 200 answer with a body is the file, and
+    `check(path)` may refuse it (a ValueError) before it is put in place. Retries (waiting
+    `backoff`, then twice as long each time) only 5xx answers, connection errors and timeouts.
     """
     dest = Path(dest)
-    _check_url(url, allow_http)
+    check_url(url, allow_http)
     if timeout <= 0:
         raise ValueError(f"timeout must be > 0, got {timeout}")
     retries = as_int("retries", retries, 0)  # numpy ints too, not bools
@@ -115,37 +129,33 @@ def download(
 
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        handle, part_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     except OSError as exc:
-        raise failure(f"cannot create folder {dest.parent} ({exc})") from exc
-
-    session = requests.Session()
-    session.max_redirects = _MAX_REDIRECTS
+        raise failure(f"cannot write in folder {dest.parent} ({exc})") from exc
+    os.close(handle)
+    part = Path(part_name)
     last_cause = "no attempt made"
     try:
-        for attempt in range(retries + 1):
-            if attempt:
-                time.sleep(backoff * 2 ** (attempt - 1))
-            handle, part_name = tempfile.mkstemp(
-                prefix=f".{dest.name}.", suffix=".part", dir=dest.parent
-            )
-            os.close(handle)
-            part = Path(part_name)
-            try:
-                actual = _fetch_once(url, part, timeout, session)
-                if expected is not None and actual != expected:
-                    raise DownloadError(
-                        f"checksum mismatch: expected SHA-256 {expected}, got {actual}"
-                    )
-                os.replace(part, dest)
-                return dest
-            except _Retryable as exc:
-                last_cause = str(exc)
-            except DownloadError as exc:
-                raise failure(str(exc)) from exc
-            except OSError as exc:
-                raise failure(f"cannot write {part} ({exc})") from exc
-            finally:
-                part.unlink(missing_ok=True)
+        with requests.Session() as session:
+            for attempt in range(retries + 1):
+                if attempt:
+                    time.sleep(backoff * 2 ** (attempt - 1))
+                try:
+                    actual = _fetch_once(url, part, timeout, session, allow_http)
+                    if expected is not None and actual != expected:
+                        raise DownloadError(f"checksum mismatch: expected SHA-256 {expected}, got {actual}")
+                    if check is not None:
+                        check(part)
+                    os.replace(part, dest)
+                    return dest
+                except _Retryable as exc:
+                    last_cause = str(exc)
+                except InsecureURLError:
+                    raise
+                except (DownloadError, ValueError) as exc:
+                    raise failure(str(exc)) from exc
+                except OSError as exc:
+                    raise failure(f"cannot write {part} ({exc})") from exc
     finally:
-        session.close()
+        part.unlink(missing_ok=True)
     raise failure(f"{last_cause} (gave up after {retries + 1} attempts)")

@@ -6,24 +6,21 @@ import errno
 import hashlib
 import os
 import re
+import tempfile
+import warnings
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .data import load_tiny_shakespeare
-from .download import download
-
-_URL_SCHEMES = ("http", "https")
-
+from .download import check_url, download
+from .errors import DownloadError
 
 def default_cache_dir() -> Path:
-    """Where downloaded texts are kept: $XDG_CACHE_HOME/charformer/texts, else ~/.cache/charformer/texts."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    root = Path(base).expanduser() if base else Path.home() / ".cache"
+    """$XDG_CACHE_HOME/charformer/texts, else ~/.cache/charformer/texts (a relative $XDG_CACHE_HOME
+    is ignored, as the XDG Base Directory spec says): where downloaded texts are kept."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
     return root / "charformer" / "texts"
-
-
-def _is_url(source: str) -> bool:
-    return "://" in source and urlsplit(source).scheme.lower() != ""
 
 
 def cached_path(url: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -36,46 +33,69 @@ def cached_path(url: str, cache_dir: str | os.PathLike[str] | None = None) -> Pa
     return folder / f"{digest}-{safe_name}"
 
 
-def decode_text(raw: bytes, name: str) -> str:
+def decode_text(raw: bytes, name: str, fix: str | None = None) -> str:
     """Strict UTF-8 with Python's universal newlines: a leading byte-order mark is dropped, and
-    "\\r\\n" and a lone "\\r" both become "\\n" (what `open(path, encoding="utf-8")` does)."""
+    "\\r\\n" and a lone "\\r" both become "\\n" (what `open(path, encoding="utf-8-sig")` does).
+    `fix`, the way out, ends each error (by default: save the file as UTF-8)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(
             f"{name} is not UTF-8 text: the byte at offset {error.start} (0-based) is "
-            f"0x{raw[error.start]:02x} ({error.reason}); save it as UTF-8 and try again"
+            f"0x{raw[error.start]:02x} ({error.reason}); {fix or 'save it as UTF-8 and try again'}"
         ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     if "\r" in text:  # a scan, not a copy, when there is nothing to replace (the common case)
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text:
-        raise ValueError(f"{name} is empty: there is no text to train on")
+        raise ValueError(f"{name} is empty: there is no text to train on" + (f"; {fix}" if fix else ""))
     return text
 
 
+def _download_text(url: str, path: Path) -> str:
+    """Fetch `url` into the cache file `path`, keeping it only if it decodes (an error otherwise)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path.parent).close()
+    except OSError as error:
+        raise DownloadError(
+            f"cannot use the cache folder {path.parent} for {url} ({error}): pass cache_dir= a "
+            "folder you can write to, or download the file yourself and pass its path"
+        ) from error
+    texts: list[str] = []
+    download(url, path, check=lambda part: texts.append(
+        decode_text(part.read_bytes(), "the answer (HTTP 200)", "nothing was cached")))
+    return texts[0]
+
+
 def load_text(
-    source: str | os.PathLike[str] | None, *, cache_dir: str | os.PathLike[str] | None = None
+    source: str | os.PathLike[str] | None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    refresh: bool = False,
 ) -> str:
     """The text of a UTF-8 file, or of an https URL downloaded once into a per-user cache; None
     is Tiny Shakespeare (`load_tiny_shakespeare()`), so `text_source = None` means the default.
 
-    A URL is fetched with `download` (atomic: the cache holds the whole file or nothing) into
-    `cache_dir` (default: `default_cache_dir()`, never the repository); a cached copy is read
-    without a network call, so delete it to fetch again. Plain http:// is refused except to this
-    machine, as `download` does (InsecureURLError). See `decode_text` for how bytes become text.
+    A URL is fetched with `download` (atomic; every redirect checked; only a 200 answer whose body
+    decodes is cached) into `cache_dir` (default: `default_cache_dir()`, never the repository); a
+    cached copy is read without a network call: `refresh=True` fetches it again. Plain http:// is
+    refused except to this machine, as `download` does (InsecureURLError). See `decode_text` for
+    how bytes become text. A text that starts like an HTML page gets a warning (a page's URL
+    instead of the raw file's is the usual mistake).
     """
     if source is None:
         return load_tiny_shakespeare()
-    if isinstance(source, str) and _is_url(source):
-        scheme = urlsplit(source).scheme.lower()
-        if scheme not in _URL_SCHEMES:
-            raise ValueError(f"unsupported URL scheme {scheme!r} in {source!r}: use https://")
+    if isinstance(source, str) and not source.strip():
+        raise ValueError("source is an empty string: pass a file path, an https URL or None (Tiny Shakespeare)")
+    if isinstance(source, str) and "://" in source:
+        check_url(source)  # a wrong scheme or plain http is refused before the cache is touched
         path = cached_path(source, cache_dir)
-        if not path.is_file():
-            download(source, path)
-        return decode_text(path.read_bytes(), source)
+        if refresh or not path.is_file():
+            return _warn_if_html(_download_text(source, path), source)
+        return _warn_if_html(decode_text(path.read_bytes(), f"the cached copy {path} of {source}",
+                             f"fetch it again with load_text(url, refresh=True), or delete {path}"), source)
     if not isinstance(source, (str, os.PathLike)):
         raise ValueError(
             f"source must be a path, an https URL or None (Tiny Shakespeare), got {type(source).__name__}"
@@ -87,4 +107,12 @@ def load_text(
         raw = path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(errno.ENOENT, "no such text file", str(path)) from None
-    return decode_text(raw, str(path))
+    return _warn_if_html(decode_text(raw, str(path)), source)
+
+
+def _warn_if_html(text: str, source: str | os.PathLike[str]) -> str:
+    """`text`, with a warning if it starts like a web page (after whitespace or a BOM)."""
+    if text[:4096].lstrip(" \t\r\n\ufeff").lower().startswith(("<!doctype html", "<html")):
+        warnings.warn(f"{source} looks like an HTML web page, not a plain text: use the raw file's "
+                      "address (on GitHub, the 'Raw' button's URL) or the file itself", stacklevel=3)
+    return text

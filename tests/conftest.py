@@ -1,8 +1,12 @@
-"""Shared fixtures: the shipped text, its vocabulary and tensors, tiny models, a real HTTP server."""
+"""Shared fixtures: the shipped text, its vocabulary and tensors, tiny models, real HTTP and HTTPS
+servers (the HTTPS one with a self-signed certificate made by openssl at test time)."""
 
 from __future__ import annotations
 
 import http.server
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -51,11 +55,14 @@ def tiny_model(seed: int = 0, **overrides: object) -> cf.CharTransformer:
 
 
 class FileServer:
-    """A real HTTP server on 127.0.0.1 whose paths each misbehave in one way."""
+    """A real HTTP (or, given a certificate and key, HTTPS) server on 127.0.0.1 whose paths each
+    misbehave in one way; `answer` adds a path with a fixed status, headers and body."""
 
-    def __init__(self, payload: bytes) -> None:
+    def __init__(self, payload: bytes, tls_files: tuple[Path, Path] | None = None) -> None:
         self.payload = payload
         self.hits: dict[str, int] = {}
+        self.answers: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.scheme = "https" if tls_files else "http"
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -76,7 +83,16 @@ class FileServer:
                 server.hits[path] = server.hits.get(path, 0) + 1
                 hits = server.hits[path]
                 body = server.payload
-                if path == "/input.txt":
+                if path in server.answers:
+                    status, headers, fixed_body = server.answers[path]
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    if status not in (204, 304):  # these carry no body, not even a length
+                        self.send_header("Content-Length", str(len(fixed_body)))
+                    self.end_headers()
+                    self.wfile.write(fixed_body if status not in (204, 304) else b"")
+                elif path == "/input.txt":
                     self._send_body(body)
                 elif path == "/close-mid-body":
                     self.send_response(200)
@@ -121,23 +137,58 @@ class FileServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if tls_files:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls_files)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    def answer(self, path: str, status: int, body: bytes = b"", **headers: str) -> str:
+        """Serve `path` with this status, body and headers from now on; return its URL."""
+        self.answers[path] = (status, {name.replace("_", "-"): value for name, value in headers.items()}, body)
+        return self.url(path)
 
-@pytest.fixture
-def file_server() -> Iterator[FileServer]:
-    server = FileServer(SHIPPED_TEXT.read_bytes())
+
+def serving(server: FileServer) -> Iterator[FileServer]:
     server.thread.start()
     try:
         yield server
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()
+
+
+@pytest.fixture
+def file_server() -> Iterator[FileServer]:
+    yield from serving(FileServer(SHIPPED_TEXT.read_bytes()))
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made by the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def https_server(tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
+    """An HTTPS FileServer whose self-signed certificate requests trusts (REQUESTS_CA_BUNDLE)."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_files[0]))
+    yield from serving(FileServer(SHIPPED_TEXT.read_bytes(), tls_files))

@@ -153,3 +153,95 @@ def test_load_tiny_shakespeare_follows_env_var(
 def test_load_tiny_shakespeare_uses_the_shipped_copy_offline(text: str) -> None:
     # No server at all: the repository's data/ copy is used as is.
     assert cf.load_tiny_shakespeare(url="https://127.0.0.1:9/unreachable") == text
+
+
+# --- every hop checked, only a 200 with a body is the file (issue 25) ---------------------------
+
+
+def remote_http_url(server: FileServer, path: str) -> str:
+    """`server`'s `path` by way of 0.0.0.0: not a loopback address by the rule (so refused), yet
+    on Linux it reaches this machine, so a request that should not happen is counted, not sent out."""
+    return f"http://0.0.0.0:{server.httpd.server_address[1]}{path}"
+
+
+def fetch_with(function: str, url: str, folder: Path) -> object:
+    if function == "download":
+        return cf.download(url, folder / "x.txt", **FAST)
+    return cf.load_text(url, cache_dir=folder)
+
+
+@pytest.mark.parametrize("function", ["download", "load_text"])
+@pytest.mark.parametrize("first_hop", ["https", "http-loopback"])
+def test_a_redirect_to_remote_http_is_refused_before_any_request(
+    file_server: FileServer, https_server: FileServer, tmp_path: Path, function: str, first_hop: str
+) -> None:
+    target = remote_http_url(file_server, "/input.txt")
+    start = https_server if first_hop == "https" else file_server
+    url = start.answer("/moved", 302, Location=target)
+    with pytest.raises(cf.InsecureURLError) as caught:
+        fetch_with(function, url, tmp_path / "out")
+    assert url in str(caught.value) and target in str(caught.value)  # both hops named
+    assert "/input.txt" not in file_server.hits  # refused before any connection to it
+    assert not (tmp_path / "out").exists() or leftovers(tmp_path / "out") == []
+    # The same redirect, allowed, does reach the target: the count above could have failed.
+    cf.download(url, tmp_path / "allowed.txt", allow_http=True, **FAST)
+    assert file_server.hits["/input.txt"] == 1
+
+
+def test_redirects_within_the_rule_are_followed(
+    file_server: FileServer, https_server: FileServer, tmp_path: Path, text: str
+) -> None:
+    relative = https_server.answer("/relative", 301, Location="/input.txt")
+    to_loopback_http = https_server.answer("/to-loopback", 307, Location=file_server.url("/input.txt"))
+    assert cf.load_text(relative, cache_dir=tmp_path) == text
+    assert cf.load_text(to_loopback_http, cache_dir=tmp_path) == text
+    assert https_server.hits["/input.txt"] == 1 and file_server.hits["/input.txt"] == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "cause"),
+    [
+        (204, b"", {}, "HTTP 204"),
+        (304, b"", {}, "HTTP 304"),
+        (200, b"", {}, "HTTP 200 with an empty body"),
+        (300, b"pick one", {"Location": "/input.txt"}, "HTTP 300"),  # not a redirect requests follows
+        (206, b"partial", {}, "HTTP 206"),
+    ],
+)
+@pytest.mark.parametrize("function", ["download", "load_text"])
+def test_only_a_200_answer_with_a_body_is_the_file(
+    https_server: FileServer, tmp_path: Path, function: str, status: int, body: bytes,
+    headers: dict[str, str], cause: str
+) -> None:
+    url = https_server.answer("/odd", status, body, **headers)
+    for attempt in (1, 2):  # nothing is cached, so the second call asks again (and fails again)
+        with pytest.raises(cf.DownloadError) as caught:
+            fetch_with(function, url, tmp_path)
+        assert url in str(caught.value) and cause in str(caught.value)
+        assert leftovers(tmp_path) == []
+        assert https_server.hits["/odd"] == attempt  # not retried: it would not pass
+
+
+def test_a_status_after_a_redirect_names_the_hop(https_server: FileServer, tmp_path: Path) -> None:
+    url = https_server.answer("/moved", 302, Location="/missing")
+    with pytest.raises(cf.DownloadError, match=r"HTTP 404 .*from https://127\.0\.0\.1:\d+/missing"):
+        cf.download(url, tmp_path / "x.txt", **FAST)
+
+
+@pytest.mark.parametrize("where", ["under a regular file", "/proc"])
+def test_an_unusable_folder_is_a_download_error_naming_it(
+    https_server: FileServer, tmp_path: Path, where: str
+) -> None:
+    # Read-only by permission would not stop root; a folder under a regular file, and /proc
+    # (where no file can be made by anyone), are unusable whoever runs the tests.
+    (tmp_path / "a-file").write_text("not a folder")
+    folder = tmp_path / "a-file" / "cache" if where != "/proc" else Path("/proc")
+    url = https_server.url("/input.txt")
+    with pytest.raises(cf.DownloadError) as caught:
+        cf.download(url, folder / "input.txt", **FAST)
+    assert str(folder) in str(caught.value) and "place it at" in str(caught.value)
+    with pytest.raises(cf.DownloadError) as caught:
+        cf.load_text(url, cache_dir=folder)
+    message = str(caught.value)
+    assert str(folder) in message and "cache_dir" in message and "yourself" in message
+    assert "\n" not in message

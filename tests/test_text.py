@@ -155,6 +155,71 @@ def test_url_failures(file_server: FileServer, tmp_path: Path) -> None:
         cf.load_text("ftp://example.com/lyrics.txt", cache_dir=cache)
 
 
+def test_a_body_that_is_not_utf8_is_never_cached(https_server: FileServer, tmp_path: Path, text: str) -> None:
+    url = https_server.answer("/latin1.txt", 200, "café au lait\n".encode("latin-1"))
+    with pytest.raises(cf.DownloadError) as caught:
+        cf.load_text(url, cache_dir=tmp_path)
+    message = str(caught.value)
+    assert url in message and "HTTP 200" in message and "not UTF-8" in message and "offset 3" in message
+    assert "save it as UTF-8" not in message  # a URL cannot be re-saved; nothing was cached
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(cf.DownloadError):
+        cf.load_text(url, cache_dir=tmp_path)
+    assert https_server.hits["/latin1.txt"] == 2  # asked again: no bad copy in the way
+
+
+@pytest.mark.parametrize(("raw", "problem"), [(b"", "is empty"), (b"caf\xe9", "not UTF-8")])
+def test_errors_about_a_cached_copy_name_it_and_how_to_refresh(
+    https_server: FileServer, tmp_path: Path, text: str, raw: bytes, problem: str
+) -> None:
+    url = https_server.url("/input.txt")
+    cached = cf.text.cached_path(url, tmp_path)
+    cached.write_bytes(raw)  # a copy damaged, or placed by hand, after it was cached
+    with pytest.raises(ValueError) as caught:
+        cf.load_text(url, cache_dir=tmp_path)
+    message = str(caught.value)
+    assert problem in message and str(cached) in message and url in message
+    assert "refresh=True" in message and "delete" in message
+    assert "input.txt" not in https_server.hits  # the cached copy was read, no request made
+    assert cf.load_text(url, cache_dir=tmp_path, refresh=True) == text
+    assert cached.read_text(encoding="utf-8") == text and https_server.hits["/input.txt"] == 1
+
+
+@pytest.mark.parametrize("start", ["<!DOCTYPE html>\n<html>", "\ufeff \n\t<HTML lang='en'>", "<!doctype HTML>"])
+def test_a_text_that_looks_like_html_warns(https_server: FileServer, tmp_path: Path, start: str) -> None:
+    raw = (start + "<body>ROMEO: but soft</body></html>\n").encode("utf-8")
+    page = write_bytes(tmp_path, "page.txt", raw)
+    url = https_server.answer("/blob/main/input.txt", 200, raw)
+    for source in (str(page), url):
+        with pytest.warns(UserWarning, match="looks like an HTML web page.*raw") as caught:
+            cf.load_text(source, cache_dir=tmp_path / "cache")
+        assert source in str(caught[0].message)
+
+
+def test_text_mentioning_html_later_does_not_warn(tmp_path: Path) -> None:
+    import warnings
+
+    path = write_bytes(tmp_path, "notes.txt", b"notes on <html> tags\n<!DOCTYPE html> is first\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cf.load_text(path).startswith("notes")
+
+
+def test_an_empty_source_string_says_so() -> None:
+    for source in ("", "  "):
+        with pytest.raises(ValueError, match="empty string.*file path.*URL.*None"):
+            cf.load_text(source)
+
+
+def test_a_relative_xdg_cache_home_is_ignored(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for relative in ("relative/cache", "~/cache"):  # the spec: a relative path is invalid, ignore it
+        monkeypatch.setenv("XDG_CACHE_HOME", relative)
+        assert cf.text.default_cache_dir() == Path.home() / ".cache" / "charformer" / "texts"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "abs"))
+    assert cf.text.default_cache_dir() == tmp_path / "abs" / "charformer" / "texts"
+
+
 # --- narrow tokens -----------------------------------------------------------------------------
 
 
