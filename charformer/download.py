@@ -49,7 +49,7 @@ def check_url(url: str, allow_http: bool = False, redirected_from: str | None = 
         hop = f"the redirect from {redirected_from} to " if redirected_from else ""
         raise InsecureURLError(
             f"refusing plain http:// download of {hop}{url}: the file could be altered in transit. "
-            "Use https://, or pass allow_http=True if you trust this network."
+            "Use https://, or, if you trust this network, cf.download(..., allow_http=True) it and load that file."
         )
     raise ValueError(f"unsupported URL scheme {parts.scheme!r} in {url!r}: use https://")
 
