@@ -82,7 +82,7 @@ def file_mode(path: Path, what: str) -> int | None:
     long, no permission) as a CheckpointError naming `what` and the path."""
     try:
         return os.stat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (a folder on the way is a file)
         return None
     except OSError as error:
         raise CheckpointError(f"{what} {path} cannot be used ({type(error).__name__}: {error})") from error
