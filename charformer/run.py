@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 import weakref
 from collections.abc import Callable, Iterator

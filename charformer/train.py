@@ -48,7 +48,8 @@ from .config import TrainConfig
 from .data import CharTokenizer, get_batch
 from .distributed import Ranks
 from .history import History
-from .model import CharTransformer, switched_mode
+from .model import CharTransformer
+from .modes import switched_mode
 from .run import Run, progress_bar
 from .step import TrainStep, tf32_matmuls
 from .threads import thread_count
