@@ -320,7 +320,7 @@ def _notebook_bar_class() -> type | None:
 
 @contextlib.contextmanager
 def progress_bar(start: int, total: int) -> Iterator[Any]:
-    """A text bar in a terminal, a widget in Jupyter; none on the other processes of a DDP run.
+    """A text bar in a terminal, a widget in Jupyter; none on the other processes of a distributed run.
 
     A notebook stores a widget's text/plain as it was when first displayed ("0/5000"), which
     is all a reader sees on the web or in an untrusted notebook. So the widget is shown under a

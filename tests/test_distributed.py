@@ -96,7 +96,7 @@ def test_only_rank_0_reports(two_ranks) -> None:
 
 
 def test_a_one_process_group_keeps_the_single_process_numbers() -> None:
-    """Rank 0 of a 1-process group (DDP over one rank) trains exactly as without a group."""
+    """Rank 0 of a 1-process group trains exactly as without a group."""
     model, config, tokenizer, train_data, val_data = tiny_run(12)
     alone = cf.train(model, train_data, val_data, config)
     grouped_model = tiny_run(12)[0]

@@ -50,6 +50,8 @@ def test_a_fifo_or_socket_checkpoint_path_is_refused_before_the_first_step(small
         assert fifo.is_fifo() and (tmp_path / "sock.pt").is_socket()  # both left as they were
         with pytest.raises(cf.CheckpointError, match="not a regular file"):
             cf.save_checkpoint(fifo, tiny_model(), tokenizer)
+        with pytest.raises(cf.CheckpointError, match="not a regular file"):  # never opened: it would block
+            cf.train(tiny_model(), train, val, cf.TrainConfig(max_iters=5, **TINY), resume_from=fifo)
         assert fifo.is_fifo()
     finally:
         server.close()
