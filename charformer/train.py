@@ -1,16 +1,10 @@
 """train(): AdamW on random batches, fixed-window evaluations, interrupts, checkpoints, resume.
 
-train()'s loop is the notebook's hand-written loop (section 10; tests/test_hand_loop.py keeps
-the two side by side). On the CPU, with `keep_best=False`, a fresh model ends with the very same
-weights (`torch.equal`) as that loop run on a model built under the same seed: under
-`torch.set_num_threads(num_threads)` when the config sets it; `torch.manual_seed(config.seed)`;
-batches from `get_batch(train_data, batch_size, block_size, generator=g)` with
-`g = torch.Generator().manual_seed(config.seed)`; `torch.optim.AdamW` with `fused=True`,
-`betas=(beta1, beta2)` and two groups (`weight_decay` on the 2-D weights, 0 on the rest); and at
-each step: every group's lr set to `learning_rate_at(step, config)`, forward, loss,
-`zero_grad(set_to_none=True)`, backward, `clip_grad_norm_` when `grad_clip > 0`, step.
-Evaluations draw nothing from either random stream. The books (state, History, checkpoints,
-the summary) are kept by `run.Run`; the processes of a distributed run by `distributed.Ranks`.
+train()'s loop is the notebook's hand-written loop (section 10): on the CPU, with
+`keep_best=False`, the two give the very same weights; tests/test_hand_loop.py says what makes
+them equal bit for bit and keeps the two loops side by side. Evaluations draw nothing from
+either random stream. The books (state, History, checkpoints, the summary) are kept by
+`run.Run`; the processes of a distributed run by `distributed.Ranks`.
 
 Contracts:
 - A continued run uses the config it is given for the learning rate, weight decay and betas
