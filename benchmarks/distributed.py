@@ -1,4 +1,4 @@
-"""Training tokens per second in one process and in two (torchrun, DDP over gloo), side by side.
+"""Training tokens per second in one process and in two (torchrun, gradients averaged over gloo), side by side.
 
   python -m benchmarks.distributed --steps 300
 

@@ -1,5 +1,7 @@
 """charformer: a character-level transformer on Tiny Shakespeare, small enough to read."""
 
+from types import ModuleType as _ModuleType
+
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import (
@@ -57,55 +59,8 @@ def __dir__() -> list[str]:
     return sorted({*globals(), "SamplingPlayground"})
 
 
-__all__ = [
-    "CharTokenizer",
-    "CharTransformer",
-    "CharformerError",
-    "Checkpoint",
-    "CheckpointError",
-    "DownloadError",
-    "Estimate",
-    "Evaluator",
-    "History",
-    "InsecureURLError",
-    "LivePlot",
-    "ModelConfig",
-    "NonFiniteLossError",
-    "PRESETS",
-    "RankFailedError",
-    "SETTING_NAMES",
-    "SamplingPlayground",
-    "TINY_SHAKESPEARE_SHA256",
-    "TINY_SHAKESPEARE_URL",
-    "TrainConfig",
-    "TrainState",
-    "changed_settings",
-    "choose_device",
-    "choose_num_threads",
-    "compare_runs",
-    "configs_from_settings",
-    "choose_precision",
-    "compile_supported",
-    "describe_device",
-    "download",
-    "get_batch",
-    "learning_rate_at",
-    "measure_threads",
-    "new_run",
-    "new_run_path",
-    "load_checkpoint",
-    "load_text",
-    "load_tiny_shakespeare",
-    "pick_device",
-    "plot_attention",
-    "plot_losses",
-    "resolve_settings",
-    "runs_table",
-    "save_checkpoint",
-    "setting_sources",
-    "settings_table",
-    "sinusoidal_positions",
-    "train",
-    "train_val_split",
-    "whole_split_loss",
-]
+# Every name imported above (the modules themselves aside), and the lazily imported playground.
+__all__ = sorted(
+    [name for name, value in globals().items() if not name.startswith("_") and not isinstance(value, _ModuleType)]
+    + ["SamplingPlayground"]
+)

@@ -1,6 +1,7 @@
 """python -m charformer: train a short run, or sample from a saved one, from the terminal.
 
   python -m charformer train --max-iters 500 --save runs/short.pt
+  python -m charformer train --resume runs/short.pt --max-iters 800    # continue it exactly
   python -m charformer train --text my_lyrics.txt --max-iters 500 --save runs/lyrics.pt
   python -m charformer sample runs/short.pt --prompt "ROMEO:" --chars 500 --temperature 0.8 --top-k 20 --seed 1
   torchrun --standalone --nproc_per_node=2 -m charformer train --max-iters 500 --save runs/ddp.pt
@@ -34,7 +35,8 @@ def seed(text: str) -> int:
 
 def _train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="a short train-and-sample run (the default command)")
-    parser.add_argument("--max-iters", type=int, default=500, help="training steps (default 500)")
+    parser.add_argument("--max-iters", type=int, default=None,
+                        help="training steps (default 500; with --resume, the run's own)")
     parser.add_argument("--eval-interval", type=int, default=100)
     parser.add_argument("--eval-iters", type=int, default=50)
     parser.add_argument("--device", choices=cf.device.DEVICE_KINDS, default=None)
@@ -44,6 +46,9 @@ def _train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--text", default=None, metavar="PATH_OR_URL",
                         help="train on this UTF-8 file or https URL instead of Tiny Shakespeare")
     parser.add_argument("--save", default=None, help="write a checkpoint here at the end")
+    parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                        help="continue the run in this checkpoint exactly, with its settings (and "
+                             "--max-iters if given) on the same text; written back there unless --save")
 
 
 def _sample_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -61,16 +66,23 @@ def _sample_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def train_command(args: argparse.Namespace) -> None:
-    """Under torchrun, every rank trains one shared model (DDP); only rank 0 prints and saves."""
+    """Under torchrun, every rank trains one shared model (data parallel); only rank 0 prints and saves."""
     # The arguments are checked (by building the config) before anything is loaded or built.
-    config = cf.TrainConfig(
-        max_iters=args.max_iters, eval_interval=args.eval_interval, eval_iters=args.eval_iters,
-        seed=args.seed,
-    )
+    resumed = cf.load_checkpoint(args.resume) if args.resume is not None else None
+    if resumed is not None:  # the run's own settings, vocabulary and model; train() loads the rest
+        if resumed.train_config is None:
+            raise cf.CheckpointError(f"checkpoint {args.resume} holds no training settings to resume")
+        max_iters = resumed.train_config.max_iters if args.max_iters is None else args.max_iters
+        config = cf.TrainConfig.from_dict({**resumed.train_config.to_dict(), "max_iters": max_iters})
+    else:
+        config = cf.TrainConfig(
+            max_iters=500 if args.max_iters is None else args.max_iters,
+            eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed,
+        )
     if args.sample_chars < 0:
         raise ValueError(f"--sample-chars must be >= 0, got {args.sample_chars}")
     with launched(cf.pick_device(args.device)) as device, _quiet_unless_main():
-        _train_and_sample(args, config, device)
+        _train_and_sample(args, config, device, resumed)
 
 
 @contextlib.contextmanager
@@ -83,13 +95,17 @@ def _quiet_unless_main() -> Iterator[None]:
         yield
 
 
-def _train_and_sample(args: argparse.Namespace, config: cf.TrainConfig, device: torch.device) -> None:
+def _train_and_sample(args: argparse.Namespace, config: cf.TrainConfig, device: torch.device,
+                      resumed: cf.Checkpoint | None) -> None:
     print(cf.describe_device(device))
     if args.text is not None and args.data_dir is not None:
         raise ValueError("pass --text (your own text) or --data-dir (Tiny Shakespeare), not both")
     text = cf.load_text(args.text) if args.text is not None else cf.load_tiny_shakespeare(args.data_dir)
-    tokenizer = cf.CharTokenizer.from_text(text)
-    model_config = cf.ModelConfig(vocab_size=tokenizer.vocab_size)
+    if resumed is not None:
+        tokenizer, model_config = resumed.tokenizer, resumed.model_config
+    else:
+        tokenizer = cf.CharTokenizer.from_text(text)
+        model_config = cf.ModelConfig(vocab_size=tokenizer.vocab_size)
     data = tokenizer.encode_array(text)  # 1 byte a character for up to 256 distinct characters
     del text
     train_data, val_data = cf.train_val_split(data, block_size=model_config.block_size)
@@ -98,12 +114,25 @@ def _train_and_sample(args: argparse.Namespace, config: cf.TrainConfig, device: 
     torch.manual_seed(args.seed)
     model = cf.CharTransformer(model_config).to(device)
     print(f"{model.num_parameters():,} parameters")
-    cf.train(model, train_data, val_data, config, device=device, tokenizer=tokenizer,
-             checkpoint_path=args.save)
+    history = cf.train(model, train_data, val_data, config, device=device, tokenizer=tokenizer,
+                       checkpoint_path=args.save or args.resume, resume_from=args.resume)
+    if history.interrupted:
+        print(resume_hint(args))
     context = torch.zeros((1, 1), dtype=torch.long, device=device)
     generator = torch.Generator().manual_seed(args.seed)
     sample = model.generate(context, args.sample_chars, generator=generator)
     print(tokenizer.decode(sample[0].tolist()))
+
+
+def resume_hint(args: argparse.Namespace) -> str:
+    """The command that continues an interrupted CLI run from its checkpoint."""
+    checkpoint = args.save or args.resume
+    if checkpoint is None:
+        return "no checkpoint was written: pass --save PATH to be able to resume"
+    source = [f"--text {args.text}"] if args.text else [f"--data-dir {args.data_dir}"] if args.data_dir else []
+    return " ".join(["continue with: python -m charformer train --resume", str(checkpoint), *source,
+                     *([f"--max-iters {args.max_iters}"] if args.max_iters is not None else [])])
+
 
 
 def sample_command(args: argparse.Namespace) -> None:
@@ -155,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as interrupt:  # under torchrun: Ctrl-C on a rank stopped them all
         print(f"{rank}interrupted: {interrupt}", file=sys.stderr)
+        if args.command == "train" and os.environ.get("RANK", "0") == "0":
+            print(resume_hint(args), file=sys.stderr)
         return 130
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,6 @@ from .data import CharTokenizer
 from .errors import CheckpointError
 from .history import History
 from .model import CharTransformer
-from .state import to_cpu
 
 FORMAT = "charformer-checkpoint"
 # The first bytes of every file torch.save writes (a zip archive's local file header).
@@ -45,6 +45,17 @@ class Checkpoint:
     path: Path
 
 
+def to_cpu(value: Any) -> Any:
+    """A copy of nested dicts/lists/tuples with every tensor moved to the CPU (XLA/CUDA-safe)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(v) for v in value)
+    return value
+
+
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The original module behind a torch.compile wrapper (its weights have the plain names)."""
     return getattr(model, "_orig_mod", model)
@@ -66,6 +77,54 @@ def check_tokenizer_fits(tokenizer: Any, module: CharTransformer) -> None:
         )
 
 
+def file_mode(path: Path, what: str) -> int | None:
+    """`path`'s mode (following symlinks), None where nothing is; any other OSError (a name too
+    long, no permission) as a CheckpointError naming `what` and the path."""
+    try:
+        return os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (a folder on the way is a file)
+        return None
+    except OSError as error:
+        raise CheckpointError(f"{what} {path} cannot be used ({type(error).__name__}: {error})") from error
+
+
+def target_path(path: str | os.PathLike[str], what: str = "checkpoint_path") -> Path:
+    """The file a checkpoint for `path` is written to. A symlink is followed: its target is
+    replaced (atomically, from a temporary file in the target's folder) and the link kept.
+    Anything but a regular file or nothing (a folder, a device such as /dev/null, a FIFO, a
+    socket) is refused: a save would replace it with a file."""
+    path = Path(path)
+    target = Path(os.path.realpath(path))
+    mode = file_mode(target, what)
+    if mode is not None and stat.S_ISDIR(mode):
+        raise CheckpointError(f"{what} {path} is a folder; give a file path inside it, "
+                              f"such as {path / 'run.pt'}")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise CheckpointError(f"{what} {path} is not a regular file (a device, FIFO or socket), "
+                              "which a checkpoint would replace; give a file path")
+    return target
+
+
+def check_checkpoint_path(path: str | os.PathLike[str], probe: bool = True) -> None:
+    """Before the first step: `path` is, or can be, a regular file and (with `probe`) its folder
+    can be made and a file written there (a probe file, removed at once), so a run never learns at
+    its end that its checkpoint cannot be saved."""
+    target = target_path(path)
+    if not probe:
+        return
+    temp = temp_path_for(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(temp, "wb"):
+            pass
+        temp.unlink()
+    except OSError as error:
+        raise CheckpointError(
+            f"checkpoint_path {path} cannot be written ({type(error).__name__}: {error}); "
+            "choose a folder you can write to"
+        ) from error
+
+
 def _remove_quietly(path: Path) -> None:
     """Remove a leftover temporary file; one that cannot be there (no folder) is not an error."""
     with contextlib.suppress(OSError):
@@ -80,25 +139,27 @@ def save_checkpoint(
     train_config: TrainConfig | None = None,
     history: History | None = None,
     training_state: dict[str, Any] | None = None,
+    iteration: int | None = None,
 ) -> Path:
     """Write model weights, configs, vocabulary and (optionally) training state to `path` atomically.
 
     `model_state` is the model's weights as they are; `training_state` (written by `train`, see
     `TrainState.to_checkpoint`) is what resuming needs beyond them.
 
-    The file is written beside `path` under a temporary name, flushed to disk, then renamed over
-    `path`: a crash mid-write leaves the previous checkpoint intact.
+    `iteration` is the step the weights come from (default: the training state's, else the
+    history's). The file is written beside `path` under a temporary name, flushed to disk, then
+    renamed over `path`: a crash mid-write leaves the previous checkpoint intact. A symlink is
+    followed; a path that is neither a regular file nor nothing is refused (see `target_path`).
     """
-    path = Path(path)
     module = unwrap_model(model)
     if not isinstance(module, CharTransformer):
         raise ValueError(f"model must be a CharTransformer, got {type(module).__name__}")
     check_tokenizer_fits(tokenizer, module)
-    iteration = 0
-    if training_state is not None:
+    given, path = Path(path), target_path(path, "checkpoint")
+    if iteration is None and training_state is not None:
         iteration = int(training_state["iteration"])
-    elif history is not None:
-        iteration = history.iteration
+    elif iteration is None:
+        iteration = history.iteration if history is not None else 0
     payload: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -127,16 +188,19 @@ def save_checkpoint(
     except BaseException:
         _remove_quietly(temp)
         raise
-    return path
+    return given
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw, validated payload of a checkpoint file; CheckpointError (naming it) if unusable."""
     path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
-    if not path.is_file():
+    mode = file_mode(path, "checkpoint")
+    if mode is None:
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if stat.S_ISDIR(mode):
+        raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"checkpoint {path} is not a regular file (a device, FIFO or socket)")
     with open(path, "rb") as handle:
         head = handle.read(len(ZIP_MAGIC))
     if not head:

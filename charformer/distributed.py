@@ -1,26 +1,30 @@
-"""More than one process: which rank this is, DDP, per-rank seeds, and stopping every rank together.
+"""More than one process: which rank this is, per-rank seeds, and every rank stopping together.
 
 `train()` runs distributed whenever it is called inside an initialised torch.distributed process
 group (torchrun, then `init_process_group`); `launched` is how the CLI joins one. The one rule
-that keeps a distributed run from hanging: every rank makes the same collective calls in the same
-order. So a rank that fails, or is asked to stop, does not just leave: at the next agreement point
-every rank learns it (`Agreement`) and every rank stops there, with an error that names the rank.
+that keeps a distributed run from hanging or aborting: every rank makes the same collective calls
+in the same order. So the only collectives of a run are `Ranks`' own, and each begins with an
+agreement (one small all-reduce of flags: which ranks failed, which were asked to stop), which is
+also what a failing rank calls on its way out. A rank that raises anywhere (forward, backward,
+evaluation, a checkpoint write) therefore meets the others at their next agreement: it raises its
+own error, they raise `RankFailedError` naming it, within one step.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
-from .errors import RankFailedError
+from .errors import CheckpointError, RankFailedError
 
 # Rank r > 0 draws its batches (and dropout) from seed + r * RANK_SEED_OFFSET: far from the
 # evaluation stream's offset (evaluate.EVAL_SEED_OFFSET), and rank 0 keeps the run's own seed.
@@ -28,6 +32,9 @@ RANK_SEED_OFFSET = 2_000_003
 
 # The torchrun variables that say this process is one rank of a launched group.
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+# Errors that a refusal before the first step raises on every rank, with the same words.
+SAME_ON_EVERY_RANK = {error.__name__: error for error in (CheckpointError, ValueError)}
 
 
 def is_distributed() -> bool:
@@ -58,6 +65,18 @@ def launched_by_torchrun() -> bool:
     return all(name in os.environ for name in LAUNCH_VARIABLES)
 
 
+def check_process_group() -> None:
+    """Refuse to train in one of several processes torchrun started when no group joins them:
+    each would train its own copy and write the same checkpoint."""
+    if launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1 and not is_distributed():
+        raise RuntimeError(
+            f"this process is rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']} started by "
+            "torchrun, but no process group joins them: call "
+            "torch.distributed.init_process_group('gloo') ('nccl' on CUDA) before train(), or "
+            "train inside `with charformer.distributed.launched(device) as device:`"
+        )
+
+
 @contextlib.contextmanager
 def launched(device: torch.device) -> Iterator[torch.device]:
     """Join the process group torchrun describes (gloo on CPUs, NCCL on CUDA) for the block, then
@@ -81,114 +100,122 @@ def launched(device: torch.device) -> Iterator[torch.device]:
         dist.destroy_process_group()
 
 
-def data_parallel(module: nn.Module, device: torch.device) -> nn.Module:
-    """`module` wrapped in DistributedDataParallel inside a process group (gradients averaged
-    over the ranks in backward), else `module` itself. The caller keeps the plain module."""
-    if not is_distributed():
-        return module
-    if dist.get_backend() == "nccl" and device.type != "cuda":
-        raise ValueError(f"the process group uses NCCL, which needs CUDA; the model is on {device}")
-    device_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else None
-    # The model's buffers (causal mask, sinusoidal table) are constants: nothing to broadcast.
-    return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
+class Ranks:
+    """Every rank of a run (or the one process), agreeing where to go on; a context manager.
 
-
-class Agreement:
-    """Where the ranks agree, after each phase of the run, whether to go on.
-
-    `run(phase)` runs one phase (a step, an evaluation, the end) and then all-reduces a small
-    flag tensor: which ranks failed and which were asked to stop (Ctrl-C). Any failure ends every
-    rank: the failed one raises its own error, the others `on_peer_failure(rank, kind, message)`
-    (which raises). Flags travel on a gloo group, so on GPUs they never wait on the device.
-    Outside a process group every call is free: the phase runs, the latch is read directly.
+    Inside the block: Ctrl-C (SIGINT) sets a flag read between steps instead of raising. An
+    exception leaving the block first tells the other ranks (`agree`), and the block always ends
+    with an agreement, so no rank finishes while another still waits. `on_peer_failure(rank, kind,
+    message)` may raise its own error for another rank's failure; else it is `RankFailedError`.
+    Outside a process group every call is free: no collective, the Ctrl-C flag read directly.
     """
 
-    def __init__(
-        self,
-        interrupt_requested: Callable[[], bool],
-        on_peer_failure: Callable[[int, str, str], NoReturn],
-    ) -> None:
-        self.interrupt_requested = interrupt_requested
-        self.on_peer_failure = on_peer_failure
+    def __init__(self) -> None:
+        check_process_group()
         self.world_size = world_size()
+        self.interrupt_requested = False
         self.interrupted_ranks: list[int] = []
+        self.on_peer_failure: Callable[[int, str, str], None] | None = None
+        self.started = False  # the first step began: refusals before it read the same everywhere
+        self._stopped = False  # a failure was agreed: no collective is made again
+        self._previous_handler: Any = None
         self.group: Any = None
-        self._own_group = False
-        if self.world_size > 1 and dist.get_backend() != "gloo":
-            self.group, self._own_group = dist.new_group(backend="gloo"), True
+        if self.world_size > 1 and dist.get_backend() != "gloo":  # flags never wait on a GPU
+            self.group = dist.new_group(backend="gloo")
 
-    def close(self) -> None:
-        if self._own_group:
-            dist.destroy_process_group(self.group)
-            self._own_group = False
+    def __enter__(self) -> Ranks:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGINT, self._request_interrupt)
+        return self
+
+    def _request_interrupt(self, signum: int, frame: Any) -> None:
+        self.interrupt_requested = True
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
+        try:
+            if not self._stopped:
+                self.agree(error)
+        finally:
+            if self._previous_handler is not None:
+                signal.signal(signal.SIGINT, self._previous_handler)
+            if self.group is not None:
+                dist.destroy_process_group(self.group)
 
     def interrupted(self) -> bool:
-        """Whether to stop here: this process's latch alone, or what the ranks last agreed."""
+        """Whether to stop here: this process's Ctrl-C alone, or what the ranks last agreed."""
         if self.world_size == 1:
-            return self.interrupt_requested()
+            return self.interrupt_requested
         return bool(self.interrupted_ranks)
 
-    def run(self, phase: Callable[[], Any]) -> None:
-        if self.world_size == 1:
-            phase()
+    def agree(self, error: BaseException | None = None) -> None:
+        """Every rank says whether it failed (`error`) or was interrupted; any failure stops all:
+        the others raise here (the failed rank goes on to raise its own `error`)."""
+        if self.world_size == 1 or self._stopped:
             return
-        try:
-            phase()
-        except BaseException as error:
-            self._agree(error)
-            raise
-        self._agree(None)
-
-    def any_rank(self, flag: bool) -> bool:
-        """True on every rank when `flag` is True on any (a collective: every rank must call it)."""
-        if self.world_size == 1:
-            return flag
-        value = torch.tensor([int(flag)], dtype=torch.int32)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX, group=self.group)
-        return bool(value.item())
-
-    def _agree(self, error: BaseException | None) -> None:
         flags = torch.zeros(2, self.world_size, dtype=torch.int32)  # (failed, interrupted) x ranks
         flags[0, rank()] = error is not None
-        flags[1, rank()] = self.interrupt_requested()
+        flags[1, rank()] = self.interrupt_requested
         dist.all_reduce(flags, group=self.group)
         self.interrupted_ranks = flags[1].nonzero().flatten().tolist()
         failed = flags[0].nonzero().flatten().tolist()
         if not failed:
             return
+        self._stopped = True
         mine = None if error is None else (type(error).__name__, str(error))
         reports: list[Any] = [None] * self.world_size
         dist.all_gather_object(reports, mine, group=self.group)
-        if error is None:
-            first = failed[0]
-            kind, message = reports[first]
+        if error is not None:
+            return
+        first = failed[0]
+        kind, message = reports[first]
+        if not self.started and kind in SAME_ON_EVERY_RANK:
+            raise SAME_ON_EVERY_RANK[kind](message)
+        if self.on_peer_failure is not None:
             self.on_peer_failure(first, kind, message)
+        raise RankFailedError(
+            f"rank {first} failed before the first step ({kind}: {message}); every rank stopped",
+            rank=first,
+        )
+
+    def share_weights(self, module: nn.Module) -> None:
+        """Every rank starts from rank 0's weights (as DistributedDataParallel would)."""
+        self.agree()
+        if self.world_size > 1:
+            for value in module.state_dict().values():
+                dist.broadcast(value, src=0)
+        self.started = True
+
+    def average_gradients(self, module: nn.Module) -> None:
+        """After backward, on every rank: agree, then replace each gradient by the ranks' mean."""
+        if self.world_size == 1:
+            return
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])  # one all-reduce for the whole model
+        self.agree()
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        for grad, mean in zip(grads, flat.split([g.numel() for g in grads])):
+            grad.copy_(mean.view_as(grad))
 
     def gather(self, value: Any) -> list[Any]:
-        """Every rank's `value`, in rank order (a collective: every rank must call it)."""
+        """Every rank's `value`, in rank order, once the ranks agree to go on."""
         if self.world_size == 1:
             return [value]
+        self.agree()
         values: list[Any] = [None] * self.world_size
         dist.all_gather_object(values, value, group=self.group)
         return values
 
-
-def peer_failed(failed_rank: int, kind: str, message: str, iteration: int) -> NoReturn:
-    raise RankFailedError(
-        f"rank {failed_rank} failed at iteration {iteration} ({kind}: {message}); every rank stopped",
-        rank=failed_rank,
-    )
-
-
-def interrupted_error(ranks: list[int], history: Any, checkpoint: Any) -> KeyboardInterrupt:
-    """What every rank raises when Ctrl-C reached any of them: they all stopped at one step."""
-    continue_with = f"; continue with resume_from={str(checkpoint)!r}" if checkpoint else ""
-    named = ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(str(r) for r in ranks)
-    return KeyboardInterrupt(
-        f"interrupted on {named} after step {history.iteration}: every rank stopped "
-        f"there{continue_with}"
-    )
+    def raise_if_interrupted(self, iteration: int, checkpoint: Any) -> None:
+        """In a process group, Ctrl-C on any rank ends every rank with KeyboardInterrupt."""
+        if self.world_size == 1 or not self.interrupted():
+            return
+        continue_with = f"; continue with resume_from={str(checkpoint)!r}" if checkpoint else ""
+        ranks = self.interrupted_ranks
+        named = ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(str(r) for r in ranks)
+        raise KeyboardInterrupt(
+            f"interrupted on {named} after step {iteration}: every rank stopped there{continue_with}"
+        )
 
 
 def streams_for_rank(
@@ -213,5 +240,5 @@ def warn_if_world_size_changed(saved: int, batch_size: int, source: str) -> None
             f"{source} was written by {saved} process(es) and continues in {now}: the effective "
             f"batch changes from {batch_size} x {saved} = {batch_size * saved} to "
             f"{batch_size} x {now} = {batch_size * now} sequences per step",
-            UserWarning, stacklevel=3,
+            UserWarning, stacklevel=4,
         )

@@ -13,7 +13,7 @@ from torch import nn
 
 from .checks import as_int, as_token_tensor
 from .data import gather_windows, too_short_message
-from .model import eval_mode, inference_context
+from .modes import inference_context, switched_mode
 
 # Windows per forward pass when evaluating. Measured on a 2-core CPU (4x64 model, context 40):
 # chunks of 64 windows evaluated 1024 windows in 0.70 s, chunks of 512 in 1.10 s; bigger chunks
@@ -49,7 +49,7 @@ def draw_eval_starts(
 @contextlib.contextmanager
 def evaluation_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode (no dropout) and inference mode, then the previous mode back."""
-    with eval_mode(model), inference_context(next(model.parameters()).device):
+    with switched_mode(model, False), inference_context(next(model.parameters()).device):
         yield
 
 

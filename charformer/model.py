@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import operator
 from collections.abc import Iterator
 
 import torch
@@ -13,44 +11,7 @@ from torch import nn
 
 from .checks import as_int, as_real, check_token_dtype
 from .config import ModelConfig
-
-
-def inference_context(device: torch.device) -> contextlib.AbstractContextManager:
-    """inference_mode where it works; torch_xla's lazy tensors need plain no_grad."""
-    return torch.no_grad() if device.type == "xla" else torch.inference_mode()
-
-
-@contextlib.contextmanager
-def switched_mode(module: nn.Module, training: bool) -> Iterator[nn.Module]:
-    """Train or eval mode for the block, then whichever mode the module was in before."""
-    was_training = module.training
-    module.train(training)
-    try:
-        yield module
-    finally:
-        module.train(was_training)
-
-
-def eval_mode(module: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
-    """Eval mode (no dropout) for the block, then the previous mode back."""
-    return switched_mode(module, False)
-
-
-@contextlib.contextmanager
-def eval_flags(modules: list[nn.Module]) -> Iterator[None]:
-    """Eval mode for `modules` (all of a model's, listed once), then each one's own mode back.
-
-    Sets the flags directly: `nn.Module.train` walks the tree through `__setattr__`, which costs
-    about as much as sampling one character from a small model.
-    """
-    modes = [module.training for module in modules]
-    for module in modules:
-        module.__dict__["training"] = False
-    try:
-        yield
-    finally:
-        for module, mode in zip(modules, modes):
-            module.__dict__["training"] = mode
+from .modes import eval_flags, inference_context, switched_mode
 
 
 def sinusoidal_positions(block_size: int, n_embd: int) -> torch.Tensor:
@@ -181,14 +142,15 @@ class CharTransformer(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def _check_idx(self, idx: torch.Tensor) -> torch.Tensor:
-        """`idx` as int64 once its shape and dtype (any integer dtype) are checked."""
+    def _check_idx(self, idx: torch.Tensor, cropped: bool = False) -> torch.Tensor:
+        """`idx` as int64 once its shape and dtype (any integer dtype) are checked; longer than
+        block_size only where it will be `cropped` (sampling)."""
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
             raise ValueError("idx must be a 2-D tensor of token ids, shape (batch, time)")
         check_token_dtype("idx", idx)
         if idx.size(1) < 1:
             raise ValueError("idx must hold at least one token per row")
-        if idx.size(1) > self.config.block_size:
+        if idx.size(1) > self.config.block_size and not cropped:
             raise ValueError(
                 f"sequence length {idx.size(1)} exceeds block_size {self.config.block_size}"
             )
@@ -229,7 +191,7 @@ class CharTransformer(nn.Module):
         """Every layer's softmax attention weights, (n_layer, B, n_head, T, T), in eval mode."""
         idx = self._check_idx(idx)
         maps = []
-        with eval_mode(self):
+        with switched_mode(self, False):
             x = self._embed(idx)
             for block in self.blocks:
                 x, weights = block(x, need_weights=True)
@@ -254,23 +216,13 @@ class CharTransformer(nn.Module):
 
         Returns (idx as int64, max_new_tokens, temperature, top_k clamped to the vocabulary).
         """
-        if isinstance(max_new_tokens, bool):
-            raise ValueError(f"max_new_tokens must be an int, got {max_new_tokens!r}")
-        try:
-            max_new_tokens = operator.index(max_new_tokens)  # ints, numpy ints, 0-d int tensors
-        except TypeError:
-            raise ValueError(f"max_new_tokens must be an int, got {max_new_tokens!r}") from None
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        max_new_tokens = as_int("max_new_tokens", max_new_tokens, 0)  # ints, numpy ints; not bools
         temperature = as_real("temperature", temperature)  # Python or numpy numbers
         if temperature < 0:
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
         if top_k is not None:
             top_k = as_int("top_k", top_k, 1)  # None (off) or an int >= 1
-        if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.size(1) < 1:
-            raise ValueError("idx must be a 2-D tensor (batch, time) with at least one token")
-        check_token_dtype("idx", idx)
-        idx = idx.long()
+        idx = self._check_idx(idx, cropped=True)
         vocab_size = self.config.vocab_size
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
             raise ValueError(f"idx holds token ids outside the vocabulary (0..{vocab_size - 1})")
@@ -295,7 +247,7 @@ class CharTransformer(nn.Module):
         idx, max_new_tokens, temperature, top_k = self._sampling_arguments(
             idx, max_new_tokens, temperature, top_k
         )
-        with eval_mode(self), inference_context(idx.device):
+        with switched_mode(self, False), inference_context(idx.device):
             if idx.device.type == "xla":
                 out = self._generate_fixed_shape(idx, max_new_tokens, temperature, top_k, generator)
             else:
@@ -332,14 +284,19 @@ class CharTransformer(nn.Module):
         self, idx: torch.Tensor, max_new_tokens: int, temperature: float,
         top_k: int | None, generator: torch.Generator | None,
     ) -> Iterator[int]:
-        T0 = idx.size(1)
-        out = torch.empty((1, T0 + max_new_tokens), dtype=torch.long, device=idx.device)
-        out[:, :T0] = idx
+        out, T0 = self._buffer(idx, max_new_tokens), idx.size(1)
         modules = list(self.modules())
         for t in range(T0, T0 + max_new_tokens):
             with eval_flags(modules), inference_context(idx.device):
                 token = int(self._sample_at(out, t, temperature, top_k, generator))
             yield token  # outside both contexts: the caller's modes hold while it has the token
+
+    @staticmethod
+    def _buffer(idx: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+        """(B, T + max_new_tokens) token ids, the prompt `idx` (B, T) at the start."""
+        out = torch.empty((idx.size(0), idx.size(1) + max_new_tokens), dtype=torch.long, device=idx.device)
+        out[:, :idx.size(1)] = idx
+        return out
 
     def _sample_at(
         self, out: torch.Tensor, t: int, temperature: float,
@@ -359,9 +316,7 @@ class CharTransformer(nn.Module):
         top_k: int | None, generator: torch.Generator | None,
     ) -> torch.Tensor:
         """Eager devices: one preallocated buffer, the context cropped to block_size each step."""
-        B, T0 = idx.shape
-        out = torch.empty((B, T0 + max_new_tokens), dtype=torch.long, device=idx.device)
-        out[:, :T0] = idx
+        out, T0 = self._buffer(idx, max_new_tokens), idx.size(1)
         for t in range(T0, T0 + max_new_tokens):
             self._sample_at(out, t, temperature, top_k, generator)
         return out
@@ -392,8 +347,8 @@ class CharTransformer(nn.Module):
                 filled += 1
             else:
                 window = torch.cat([window[:, 1:], token[:, None]], dim=1)  # (B, T)
-            if device.type == "xla":
-                import torch_xla  # only ever reached on an XLA device
+            if device.type == "xla":  # (tests run this path on the CPU too)
+                import torch_xla
 
                 torch_xla.sync()  # materialise the window, else each step's graph holds all before
         generated = torch.stack(new_tokens, dim=1) if new_tokens else idx.new_zeros((B, 0)).cpu()

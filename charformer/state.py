@@ -1,18 +1,29 @@
 """TrainState: everything a run needs to continue exactly, apart from what it measured (History).
 
-A state comes from one of three places: a fresh run (`TrainState.fresh`), a History that `train`
-returned in this process (`history.run_state`), or a checkpoint that `train` wrote
-(`TrainState.from_checkpoint`). `train()` restores whichever it gets in one way.
+A state comes from one of three places (`state_to_start_from`): a fresh run, a History that
+`train` returned in this process (`history.run_state`), or a checkpoint that `train` wrote. Each
+is checked against the model, config and vocabulary before the first step, and `restore` puts
+whichever it is back in one way.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from .checkpoint import load_model_state, read_checkpoint, to_cpu
+from .config import TrainConfig, describe_model_difference
+from .data import CharTokenizer
+from .distributed import rank_seed, streams_for_rank, warn_if_world_size_changed
+from .errors import CheckpointError
+from .history import History
 
 Weights = dict[str, torch.Tensor]
 
@@ -20,17 +31,6 @@ Weights = dict[str, torch.Tensor]
 def copy_weights(module: nn.Module) -> Weights:
     """A detached copy of the module's weights, on the module's own device."""
     return {name: value.detach().clone() for name, value in module.state_dict().items()}
-
-
-def to_cpu(value: Any) -> Any:
-    """A copy of nested dicts/lists/tuples with every tensor moved to the CPU (XLA/CUDA-safe)."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {k: to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_cpu(v) for v in value)
-    return value
 
 
 @dataclass
@@ -158,3 +158,103 @@ class TrainState:
         if self.last_weights is not None:
             module.load_state_dict(self.last_weights)
             self.last_weights = None
+
+
+# Models that train() has trained in this process, and how many steps they had then.
+TRAINED_STEPS: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
+
+
+def state_to_start_from(
+    module: nn.Module, config: TrainConfig, history: History | None, tokenizer: CharTokenizer | None,
+    resume_from: str | os.PathLike[str] | None,
+) -> tuple[History, TrainState, CharTokenizer | None]:
+    """The History, TrainState and vocabulary a call of train() starts from, every one checked."""
+    if resume_from is not None:
+        history, state, tokenizer = _read_resume_checkpoint(Path(resume_from), module, tokenizer, config)
+    else:
+        history, state = _state_to_continue(module, history, config, tokenizer)
+    state.vocabulary = tokenizer.chars if tokenizer is not None else state.vocabulary
+    return history, state, tokenizer
+
+
+def _read_resume_checkpoint(
+    path: Path, module: nn.Module, tokenizer: CharTokenizer | None, config: TrainConfig
+) -> tuple[History, TrainState, CharTokenizer]:
+    """The History, TrainState and vocabulary of a checkpoint that train() wrote, its weights
+    loaded into `module` only once every check has passed (a refusal leaves the model as it was)."""
+    payload = read_checkpoint(path)
+    if payload.get("training_state") is None or payload.get("history") is None:
+        raise CheckpointError(
+            f"checkpoint {path} holds weights only, not the training state needed to "
+            "resume (write it with train(..., checkpoint_path=...))"
+        )
+    saved_tokenizer = CharTokenizer.from_dict(payload["tokenizer"])
+    history = History.from_dict(payload["history"])
+    state = TrainState.from_checkpoint(payload, history.train_seconds)
+    source = f"checkpoint {path}"
+    _check_vocabulary(saved_tokenizer.chars, tokenizer, source, CheckpointError)
+    _check_max_iters(state, config, source, CheckpointError)
+    load_model_state(path, module, payload)  # refuses a different model, naming what differs
+    saved = payload["training_state"]
+    state.rng = streams_for_rank(saved, config.seed, state.iteration) or state.rng
+    warn_if_world_size_changed(int(saved.get("world_size", 1)), config.batch_size, source)
+    return history, state, saved_tokenizer
+
+
+def _check_vocabulary(recorded: list[str] | None, tokenizer: CharTokenizer | None, source: str,
+                      error: type[ValueError]) -> None:
+    """Refuse a tokenizer whose characters differ from those the run was trained with."""
+    if recorded is None or tokenizer is None or list(recorded) == tokenizer.chars:
+        return
+    only_there = sorted(set(recorded) - set(tokenizer.chars))
+    only_here = sorted(set(tokenizer.chars) - set(recorded))
+    raise error(
+        f"{source} was recorded with a different vocabulary ({len(recorded)} characters there, "
+        f"{tokenizer.vocab_size} here; only there: {only_there!r}; only here: {only_here!r})"
+    )
+
+
+def _check_max_iters(state: TrainState, config: TrainConfig, source: str, error: type[ValueError]) -> None:
+    if config.max_iters < state.iteration:
+        raise error(
+            f"{source} has {state.iteration} steps already; max_iters={config.max_iters} is below "
+            f"that (raise max_iters to {state.iteration} + the steps you want to add)"
+        )
+
+
+def _state_to_continue(
+    module: nn.Module, history: History | None, config: TrainConfig, tokenizer: CharTokenizer | None,
+) -> tuple[History, TrainState]:
+    """The History and TrainState a call starts from when no checkpoint is given; a history that
+    this model, config or vocabulary cannot continue is refused in the user's terms."""
+    if history is None:
+        if module in TRAINED_STEPS:
+            warnings.warn(
+                f"this model was already trained for {TRAINED_STEPS[module]} steps in this "
+                "process; training continues from its weights with a fresh optimizer and "
+                "learning-rate schedule. Pass history= to continue that run exactly, or build a "
+                "new model to start over.",
+                UserWarning, stacklevel=4,
+            )
+        torch.manual_seed(rank_seed(config.seed))  # dropout's stream, on a fresh run only
+        return History(), TrainState.fresh(module)
+    state = TrainState.from_history(history, module)
+    difference = describe_model_difference(state.model_config or {}, module.config.to_dict(), "history")
+    if state.model_config is not None and difference:
+        raise ValueError(difference)
+    _check_max_iters(state, config, "history", ValueError)
+    trained = state.module_ref() if state.module_ref is not None else None
+    if trained is not None and trained is not module and state.last_weights is None:
+        raise ValueError(
+            "this history belongs to another model object; pass the model that train() returned "
+            "it for, or continue from its checkpoint with resume_from="
+        )
+    _check_vocabulary(state.vocabulary, tokenizer, "history", ValueError)
+    if history.run_state is None:
+        warnings.warn(
+            f"this History has no run state (it was rebuilt with from_dict or came from a failed "
+            f"run): continuing from step {history.iteration} with a fresh optimizer and batch "
+            "stream. To continue a saved run exactly, pass its checkpoint as resume_from=.",
+            UserWarning, stacklevel=4,
+        )
+    return history, state

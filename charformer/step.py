@@ -80,11 +80,12 @@ class TrainStep:
     as a device-side flag read at each evaluation elsewhere (no sync per step).
     """
 
-    def __init__(self, module: CharTransformer, config: TrainConfig, device: torch.device,
-                 forward_module: nn.Module | None = None) -> None:
-        # forward_module: what the step runs forward through (a DDP wrapper in a distributed run).
+    def __init__(self, module: nn.Module, config: TrainConfig, device: torch.device,
+                 sync_gradients: Callable[[nn.Module], None] | None = None) -> None:
+        # sync_gradients(module): between backward and the update (the ranks' mean, distributed).
         self.module, self.config, self.device = module, config, device
-        self.eager = forward_module if forward_module is not None else module
+        self.sync_gradients = sync_gradients
+        self.eager = module
         self.optimizer = make_optimizer(module, config, device)
         bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.precision = choose_precision(device.type, bf16)
@@ -120,6 +121,10 @@ class TrainStep:
                 return  # the run stops before this update
         else:
             self.nonfinite |= ~torch.isfinite(loss.detach())
+        if self.sync_gradients is not None:
+            self.sync_gradients(self.module)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # after the sync: every rank skips an inf step alike
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(
                 self.module.parameters(), self.config.grad_clip, foreach=self.device.type != "xla"
@@ -136,11 +141,7 @@ class TrainStep:
         with self.autocast:
             _, loss = self.forward(x, y)
         self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-        else:
-            loss.backward()
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
         return loss
 
     def _loss_and_gradients_or_fall_back(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

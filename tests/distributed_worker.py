@@ -58,6 +58,29 @@ def inject(failure: str, model: cf.CharTransformer, fail_rank: int, at_step: int
                 folder.touch()
         return {"checkpoint_path": folder / "run.pt", "checkpoint_every": 1,
                 "on_evaluation": take_the_folder_away}
+    if failure == "preflight":  # only rank 0 probes the folder: its probe file's name is taken
+        taken = Path(os.environ["WORKER_OUT"]) / "preflight"
+        (taken / ".run.pt.tmp").mkdir(parents=True, exist_ok=True)
+        return {"checkpoint_path": taken / "run.pt"}
+    if failure in ("forward", "backward", "evaluation") and rank == fail_rank:
+        forwards = {"train": 0, "eval": 0}
+
+        def fail(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            mode = "train" if module.training else "eval"
+            forwards[mode] += 1
+            if failure == "evaluation" and mode == "eval" and forwards["eval"] > 2:  # step 10's
+                raise RuntimeError(f"evaluation failed on rank {rank}")
+            if mode == "train" and forwards["train"] > at_step and failure == "forward":
+                raise RuntimeError(f"forward failed on rank {rank}")
+            if mode == "train" and forwards["train"] > at_step and failure == "backward":
+                def raise_in_backward(grad: torch.Tensor) -> torch.Tensor:
+                    raise RuntimeError(f"backward failed on rank {rank}")
+                output.register_hook(raise_in_backward)
+            return output
+
+        model.head.register_forward_hook(fail)
+    if failure == "evaluation":  # rank 0 reaches the checkpoint's gather while rank 1 fails
+        return {"checkpoint_path": folder.with_name("evaluation") / "run.pt", "checkpoint_every": 1}
     if failure in ("nonfinite", "sigint") and rank == fail_rank:
         forwards = {"count": 0}
 
@@ -104,7 +127,8 @@ def failures(out: Path) -> None:
     """Each failure in turn, in the same process group: every rank must stop with an error and
     still be in step with the others for the next run. Exits with the last error."""
     last: BaseException | None = None
-    for failure, fail_rank in (("on_evaluation", 0), ("checkpoint", 0), ("nonfinite", 1), ("sigint", 1)):
+    for failure, fail_rank in (("on_evaluation", 0), ("checkpoint", 0), ("nonfinite", 1), ("forward", 1),
+                               ("backward", 1), ("evaluation", 1), ("preflight", 0), ("sigint", 1)):
         model, config, tokenizer, train_data, val_data = tiny_run(40)
         options = inject(failure, model, fail_rank, at_step=5)
         report: dict[str, Any] = {}

@@ -96,7 +96,7 @@ def test_only_rank_0_reports(two_ranks) -> None:
 
 
 def test_a_one_process_group_keeps_the_single_process_numbers() -> None:
-    """Rank 0 of a 1-process group (DDP over one rank) trains exactly as without a group."""
+    """Rank 0 of a 1-process group trains exactly as without a group."""
     model, config, tokenizer, train_data, val_data = tiny_run(12)
     alone = cf.train(model, train_data, val_data, config)
     grouped_model = tiny_run(12)[0]
@@ -145,6 +145,10 @@ def test_a_one_process_checkpoint_continues_in_two_with_a_warning(two_ranks) -> 
         ("on_evaluation", 0, "RuntimeError", "RankFailedError", "on_evaluation failed on purpose"),
         ("checkpoint", 0, "CheckpointError", "RankFailedError", "could not write checkpoint"),
         ("nonfinite", 1, "NonFiniteLossError", "NonFiniteLossError", "not finite"),
+        ("forward", 1, "RuntimeError", "RankFailedError", "forward failed on rank 1"),
+        ("backward", 1, "RuntimeError", "RankFailedError", "backward failed on rank 1"),
+        ("evaluation", 1, "RuntimeError", "RankFailedError", "evaluation failed on rank 1"),
+        ("preflight", 0, "CheckpointError", "CheckpointError", "cannot be written"),
         ("sigint", 1, "KeyboardInterrupt", "KeyboardInterrupt", "interrupted on rank 1"),
     ],
 )
@@ -164,6 +168,8 @@ def test_a_failure_on_one_rank_stops_every_rank(
         assert words in errors[other]["message"]
     if failure == "nonfinite":
         assert "on rank 1" in errors[other]["message"]
+    if failure == "preflight":  # a refusal before the first step reads the same on every rank
+        assert errors[other]["message"] == errors[failing_rank]["message"]
 
 
 def test_the_launch_ends_non_zero_with_the_error(failures) -> None:

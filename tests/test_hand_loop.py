@@ -15,17 +15,23 @@ fused took 2.7 ms per optimizer step there against 6 ms, which is why train keep
 
 from __future__ import annotations
 
+import inspect
+import json
+import re
+
 import pytest
 import torch
 from torch import nn
 
 import charformer as cf
+from charformer.step import TrainStep
 
-from .conftest import tiny_config
+from .conftest import REPO, tiny_config
 
 
 def hand_written_loop(model: cf.CharTransformer, train_data: torch.Tensor, config: cf.TrainConfig) -> None:
     """Train `model` for `config.max_iters` steps exactly as `cf.train` does, minus evaluations."""
+    block_size = model.config.block_size
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)  # train's thread count: sums round by it
     torch.manual_seed(config.seed)  # dropout's random stream, seeded as train seeds it
@@ -42,7 +48,7 @@ def hand_written_loop(model: cf.CharTransformer, train_data: torch.Tensor, confi
     for step in range(config.max_iters):
         for group in optimizer.param_groups:  # warmup, then cosine decay to min_lr
             group["lr"] = cf.learning_rate_at(step, config)
-        x, y = cf.get_batch(train_data, config.batch_size, model.config.block_size, generator=batches)
+        x, y = cf.get_batch(train_data, config.batch_size, block_size, generator=batches)  # (B, T) each
         logits, loss = model(x, y)  # (B, T, vocab_size), mean cross-entropy
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -89,3 +95,49 @@ def test_the_hand_written_loop_gives_trains_weights(
     for name, value in by_hand.state_dict().items():
         torch.testing.assert_close(value, trained[name], rtol=0, atol=0, msg=f"{name} differs")
         assert torch.equal(value, trained[name]), name
+
+
+# The operations of one step, as each loop writes them, in the order the notebook's loop runs them.
+STEP_OPERATIONS = {
+    "learning rate": r"learning_rate_at\(",
+    "batch": r"get_batch\(",
+    "forward": r"(model|self\.forward)\(x, y\)",
+    "zero_grad": r"zero_grad\(set_to_none=True\)",
+    "backward": r"\.backward\(\)",
+    "clip": r"clip_grad_norm_\(",
+    "update": r"optimizer\.step\(\)",
+}
+
+
+def _loop_lines(source: str) -> list[str]:
+    """The lines of the `for step in range(...)` loop in `source`, without comments or indentation."""
+    lines = source.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("for step in range("))
+    return [line.split("  #")[0].strip() for line in lines[start:] if line.strip()]
+
+
+def _order(source: str) -> list[str]:
+    """STEP_OPERATIONS by where each first appears in `source`."""
+    found = {name: re.search(pattern, source) for name, pattern in STEP_OPERATIONS.items()}
+    missing = [name for name, match in found.items() if match is None]
+    assert not missing, f"not found: {missing}"
+    return sorted(found, key=lambda name: found[name].start())  # type: ignore[union-attr]
+
+
+def test_the_notebooks_loop_and_trains_loop_side_by_side() -> None:
+    """The notebook's loop (section 10) is this file's, line for line; and train()'s loop, with
+    TrainStep's call written in place of `step(...)`, runs the same operations in the same order
+    (the learning rate and the batch, which do not depend on each other, before the forward)."""
+    notebook = json.loads((REPO / "notebooks" / "tiny_shakespeare_transformer.ipynb").read_text())
+    by_hand = next("".join(cell["source"]) for cell in notebook["cells"]
+                   if "".join(cell["source"]).startswith("def train_by_hand("))
+    assert _loop_lines(by_hand) == _loop_lines(inspect.getsource(hand_written_loop))
+
+    loop = inspect.getsource(cf.train)
+    loop = loop[loop.index("while not"):]
+    step_call = inspect.getsource(TrainStep.__call__).replace(
+        "self._loss_and_gradients_or_fall_back(x, y)", inspect.getsource(TrainStep._loss_and_gradients))
+    unrolled = loop.replace("step(run.iteration, x, y)", step_call)
+    assert "step(run.iteration, x, y)" in loop and _order(unrolled)[2:] == _order(by_hand)[2:]
+    assert set(_order(unrolled)[:2]) == set(_order(by_hand)[:2]) == {"learning rate", "batch"}
+    assert len(inspect.getsource(cf.train).splitlines()) <= 60  # a loop a reader can hold

@@ -93,7 +93,7 @@ def _finished(val_loss: list[float], val_stderr: list[float]) -> cf.History:
 
 
 def test_the_summary_says_when_the_best_is_within_one_standard_error_of_the_last() -> None:
-    from charformer.train import _summary
+    from charformer.run import summary as _summary
 
     config = cf.TrainConfig()
     close = _summary(_finished([2.0, 1.7480, 1.7503], [0.01, 0.0094, 0.0094]), config, True, VAL_CHARS)

@@ -15,7 +15,7 @@ import charformer as cf
 
 from .conftest import REPO, SHIPPED_TEXT, FileServer, tiny_model
 
-train_module = importlib.import_module("charformer.train")  # cf.train is the function
+run_module = importlib.import_module("charformer.run")  # the books of a train() call
 TINY_TRAIN = dict(batch_size=4, eval_interval=10, eval_iters=2, learning_rate=3e-3, seed=3)
 
 
@@ -301,7 +301,7 @@ def test_narrow_batches_and_losses_widen_only_the_batch(data: torch.Tensor, dtyp
 
 
 def test_the_cap_is_a_million_characters() -> None:
-    assert train_module.FINAL_VAL_MAX_CHARS == 1_000_000
+    assert run_module.FINAL_VAL_MAX_CHARS == 1_000_000
 
 
 def test_end_of_run_val_pass_is_capped(text: str, tokenizer: cf.CharTokenizer, capsys: pytest.CaptureFixture,
@@ -313,7 +313,7 @@ def test_end_of_run_val_pass_is_capped(text: str, tokenizer: cf.CharTokenizer, c
     assert history.final_val_chars == len(val) == 5000
     assert "whole val split" in capsys.readouterr().out
 
-    monkeypatch.setattr(train_module, "FINAL_VAL_MAX_CHARS", 1200)
+    monkeypatch.setattr(run_module, "FINAL_VAL_MAX_CHARS", 1200)
     history = cf.train(model, train, val, cf.TrainConfig(max_iters=20, **TINY_TRAIN), history=history)
     assert history.final_val_chars == 1200
     assert history.final_val_loss == cf.whole_split_loss(model, val[:1200])
