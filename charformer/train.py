@@ -43,7 +43,7 @@ from .history import History
 from .model import CharTransformer, switched_mode
 from .state import TrainState
 from .step import TrainStep, tf32_matmuls
-from .threads import thread_count
+from .threads import ThreadChoice
 
 # Models that train() has trained in this process, and how many steps they had then.
 _TRAINED_STEPS: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
@@ -538,7 +538,7 @@ def train(
     # In a process group every phase ends where the ranks agree to go on (see distributed.py).
     interrupted = False
     try:
-        with thread_count(config.num_threads), tf32_matmuls(device), _InterruptLatch() as latch, \
+        with ThreadChoice(config.num_threads) as threads, tf32_matmuls(device), _InterruptLatch() as latch, \
                 switched_mode(module, True), \
                 contextlib.closing(Agreement(lambda: latch.requested, run.peer_failed)) as agreement:
             run.agreement = agreement
@@ -553,6 +553,7 @@ def train(
                         if run.iteration >= config.max_iters or run.out_of_patience():
                             break
                         agreement.run(run.train_one_step)
+                        threads.after_step()
                         progress.update(1)
                 except NonFiniteLossError:
                     raise
