@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--busy", choices=sorted(BUSY), default="python", help="what each busy process runs")
     parser.add_argument("--steps", type=int, default=400, help="steps per variant and load")
     parser.add_argument("--seconds", type=float, default=40.0, help="at most this long per variant and load")
+    parser.add_argument("--start-threads", type=int, default=None,
+                        help="the default's count before the load (default: measured here, as new_run does)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     cores = available_cores()
@@ -93,10 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     steps, seconds = (5, 0.5) if args.quick else (args.steps, args.seconds)
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     train, _, tokenizer = load()
-    if not args.quick:  # the default's count, measured on the quiet machine (as new_run does)
+    if args.start_threads is None and not args.quick:  # measured before the load, as new_run does
         cf.choose_num_threads(notebook_default_config(tokenizer.vocab_size), notebook_default_train(steps),
                               train, torch.device("cpu"))
-    start = torch.get_num_threads()
+    start = args.start_threads or torch.get_num_threads()
     variants: dict[str, int | None] = {"default": None, "1 thread": 1, f"{cores} threads": cores}
     results: dict[str, Any] = {"cores": cores, "busy": args.busy, "start_threads": start, "rows": {}}
     for name in variants:

@@ -76,20 +76,20 @@ class ThreadChoice:
     """Training's thread count: `num_threads` if given, else torch's, measured again as load changes.
 
     Two threads on two cores lose badly once another process takes a core, one thread only its share
-    (benchmarks/RESULTS.md). So after a WINDOW of steps SLOWER than the best, a load average above our
-    threads by LOAD, or fewer than all cores, it tries TRIAL steps at the other count and keeps the
-    faster (at most every 4 x slower/faster windows), printing a change: set `num_threads` to
-    reproduce a run's last digits under load.
+    (benchmarks/RESULTS.md). So after a WINDOW of steps (or SECONDS) SLOWER than the best, a load
+    average above our threads by LOAD, or with fewer than all cores, it tries TRIAL steps at the
+    other count and keeps the faster (from the 4th window, then every 4 x slower/faster windows),
+    printing a change: set `num_threads` to reproduce a run's last digits under load.
     """
 
-    WINDOW, TRIAL, SLOWER, LOAD = 25, 5, 1.5, 0.5
+    WINDOW, SECONDS, TRIAL, SLOWER, LOAD = 25, 2.0, 5, 1.5, 0.5
 
     def __init__(self, num_threads: int | None = None, cores: int | None = None) -> None:
         self.counts = sorted({1, cores or available_cores()})
         self.fixed = num_threads or (1 if self.counts == [1] else None)
         self.threads = self.fixed or min(torch.get_num_threads(), self.counts[-1])
         self.trying: tuple[int, float] | None = None  # the count and seconds a trial started from
-        self.best, self.windows, self.next_trial, self.steps, self.why = float("inf"), 0, 4, 0, ""  # 100 steps first
+        self.best, self.windows, self.next_trial, self.steps, self.why = float("inf"), 0, 4, 0, ""
 
     def __enter__(self) -> ThreadChoice:
         self.previous = torch.get_num_threads()
@@ -104,7 +104,8 @@ class ThreadChoice:
         """Call after each training step."""
         self.steps, now = self.steps + 1, time.perf_counter()
         self.samples, self.clock = self.samples + [now - self.clock], now
-        if self.fixed is None and len(self.samples) >= (self.TRIAL if self.trying else self.WINDOW):
+        due = len(self.samples) >= (self.TRIAL if self.trying else self.WINDOW)
+        if self.fixed is None and (due or len(self.samples) >= 3 and sum(self.samples) > self.SECONDS):
             self._use(self.record(statistics.median(self.samples), getattr(os, "getloadavg", lambda: [0])()[0]))
 
     def record(self, seconds: float, load: float) -> int:
