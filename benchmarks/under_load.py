@@ -2,8 +2,8 @@
 
 Issue 26: on a 2-core machine two threads collapse when another process takes a core. For each
 load (its busy processes started here and killed at the end, each with a hard time limit) this
-times the notebook's default model at the default choice (cf.ThreadChoice, starting from the
-count measured on the quiet machine, as when the load arrives after a run began) and at a fixed
+times the notebook's default model at the default choice (charformer.threads.ThreadChoice, from
+the count chosen on the quiet machine, as when the load arrives after a run began) and at a fixed
 1 and all-core count, one after the other in this process. The machine is shared, so read the
 ratios to each row's quiet figure, not the milliseconds. `--quick` runs a few steps (a smoke test).
 """
@@ -95,11 +95,12 @@ def main(argv: list[str] | None = None) -> None:
     steps, seconds = (5, 0.5) if args.quick else (args.steps, args.seconds)
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     train, _, tokenizer = load()
-    if args.start_threads is None and not args.quick:  # measured before the load, as new_run does
-        cf.choose_num_threads(notebook_default_config(tokenizer.vocab_size), notebook_default_train(steps),
-                              train, torch.device("cpu"))
+    default = None  # automatic, unless 1 thread measured faster before the load (as new_run does)
+    if args.start_threads is None and not args.quick:
+        default = cf.choose_num_threads(notebook_default_config(tokenizer.vocab_size), notebook_default_train(steps),
+                                        train, torch.device("cpu")).num_threads
     start = args.start_threads or torch.get_num_threads()
-    variants: dict[str, int | None] = {"default": None, "1 thread": 1, f"{cores} threads": cores}
+    variants: dict[str, int | None] = {"default": default, "1 thread": 1, f"{cores} threads": cores}
     results: dict[str, Any] = {"cores": cores, "busy": args.busy, "start_threads": start, "rows": {}}
     for name in variants:
         results["rows"][name] = {}

@@ -1,16 +1,14 @@
-"""How many CPU threads to train with, chosen by timing real steps on this machine, again as it gets busy.
-
-A second thread helps a small model on one machine and hurts it on another (a busy laptop, a
-shared VM), so the notebook measures instead of claiming.
-"""
+"""How many CPU threads to train with: measured on this machine, and lowered while others take its cores."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import os
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -36,8 +34,7 @@ def measure_threads(model_config: ModelConfig, train_config: TrainConfig, train_
                     *, steps: int = 5, rounds: int = 3) -> dict[int, float]:
     """Seconds per training step at 1 thread and at every core, on a throwaway model: each count's
     fastest of `rounds` interleaved rounds, so a burst does not decide. Leaves the random streams."""
-    candidates = sorted({1, available_cores()})
-    best = {threads: float("inf") for threads in candidates}
+    best = dict.fromkeys(sorted({1, available_cores()}), float("inf"))
     with torch.random.fork_rng(devices=[]):
         step = TrainStep(CharTransformer(model_config), dataclasses.replace(train_config, compile=False),
                          torch.device("cpu"))
@@ -46,7 +43,7 @@ def measure_threads(model_config: ModelConfig, train_config: TrainConfig, train_
                              generator=generator) for _ in range(steps)]
         step(0, *batches[0])  # warm-up: first-call allocations
         for _ in range(rounds):
-            for threads in candidates:
+            for threads in best:
                 with thread_count(threads):
                     start = time.perf_counter()
                     for iteration, (x, y) in enumerate(batches):
@@ -57,8 +54,8 @@ def measure_threads(model_config: ModelConfig, train_config: TrainConfig, train_
 
 def choose_num_threads(model_config: ModelConfig, train_config: TrainConfig,
                        train_data: torch.Tensor, device: torch.device) -> TrainConfig:
-    """`train_config`, with torch's thread count set to the faster one measured here unless it sets one
-    (it stays automatic: train measures again as the load changes). Prints what it measured."""
+    """`train_config` with 1 thread if that trains faster here (measured), else left automatic (all
+    cores, fewer while other processes take them: ThreadChoice) unless it sets a count. Prints why."""
     if train_config.num_threads is not None:
         print(f"threads: {train_config.num_threads} (set explicitly)")
         return train_config
@@ -66,30 +63,35 @@ def choose_num_threads(model_config: ModelConfig, train_config: TrainConfig,
         return train_config
     timings = measure_threads(model_config, train_config, train_data)
     chosen = min(timings, key=timings.__getitem__)
-    torch.set_num_threads(chosen)
     measured = ", ".join(f"{threads} thread(s) {seconds * 1000:.1f} ms" for threads, seconds in timings.items())
-    print(f"threads: {measured} per step; training with {chosen}, measured again if steps slow down")
-    return train_config
+    print(f"threads: {measured} per step; training with {chosen}" + ", 1 while other processes take cores" * (chosen > 1))
+    return dataclasses.replace(train_config, num_threads=1) if chosen == 1 else train_config
+
+
+def _seconds_waiting() -> float:
+    """Seconds this process's threads have waited, runnable, for a core (Linux's schedstat; else 0)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):  # a thread may end while it is read
+        return sum(int(Path(path).read_text().split()[1]) for path in glob.glob("/proc/self/task/*/schedstat")) / 1e9
+    return 0.0
 
 
 class ThreadChoice:
-    """Training's thread count: `num_threads` if given, else torch's, measured again as load changes.
+    """Training's thread count: `num_threads` if given, else torch's, lowered while others take cores.
 
-    Two threads on two cores lose badly once another process takes a core, one thread only its share
-    (benchmarks/RESULTS.md). So after a WINDOW of steps (or SECONDS) SLOWER than the best, a load
-    average above our threads by LOAD, or with fewer than all cores, it tries TRIAL steps at the
-    other count and keeps the faster (from the 4th window, then every 4 x slower/faster windows),
-    printing a change: set `num_threads` to reproduce a run's last digits under load.
+    Two threads on 2 cores lose badly once another process takes one (benchmarks/RESULTS.md). So when
+    our threads waited for a core over WAITING of a WINDOW of steps (or SECONDS), or run below torch's
+    count, it tries TRIAL steps at the other count, keeps the faster and says so (from the 4th window,
+    then every 4 x slower/faster windows). Set `num_threads` to reproduce digits on a busy machine.
     """
 
-    WINDOW, SECONDS, TRIAL, SLOWER, LOAD = 25, 2.0, 5, 1.5, 0.5
+    WINDOW, SECONDS, TRIAL, WAITING = 25, 2.0, 5, 0.25
 
     def __init__(self, num_threads: int | None = None, cores: int | None = None) -> None:
-        self.counts = sorted({1, cores or available_cores()})
+        self.counts = sorted({1, min(torch.get_num_threads(), cores or available_cores())})
         self.fixed = num_threads or (1 if self.counts == [1] else None)
-        self.threads = self.fixed or min(torch.get_num_threads(), self.counts[-1])
+        self.threads = self.fixed or self.counts[-1]
         self.trying: tuple[int, float] | None = None  # the count and seconds a trial started from
-        self.best, self.windows, self.next_trial, self.steps, self.why = float("inf"), 0, 4, 0, ""
+        self.windows, self.next_trial, self.steps, self.why = 0, 4, 0, ""
 
     def __enter__(self) -> ThreadChoice:
         self.previous = torch.get_num_threads()
@@ -97,8 +99,7 @@ class ThreadChoice:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.fixed is not None:  # an automatic count stays: sampling and the next run start there
-            torch.set_num_threads(self.previous)
+        torch.set_num_threads(self.previous)
 
     def after_step(self) -> None:
         """Call after each training step."""
@@ -106,10 +107,11 @@ class ThreadChoice:
         self.samples, self.clock = self.samples + [now - self.clock], now
         due = len(self.samples) >= (self.TRIAL if self.trying else self.WINDOW)
         if self.fixed is None and (due or len(self.samples) >= 3 and sum(self.samples) > self.SECONDS):
-            self._use(self.record(statistics.median(self.samples), getattr(os, "getloadavg", lambda: [0])()[0]))
+            waiting = (_seconds_waiting() - self.waited) / sum(self.samples)
+            self._use(self.record(statistics.median(self.samples), waiting))
 
-    def record(self, seconds: float, load: float) -> int:
-        """The count to train at next, after a window of median step `seconds` at a `load` average."""
+    def record(self, seconds: float, waiting: float) -> int:
+        """The count to train at next, after a window of median step `seconds`, `waiting` for a core."""
         self.windows += 1
         if self.trying is not None:  # the trial's window, at the other count
             (before, before_seconds), self.trying = self.trying, None
@@ -117,17 +119,15 @@ class ThreadChoice:
             if chosen != before:
                 print(f"threads: at step {self.steps}, {self.why}: {before} thread(s) {before_seconds * 1000:.1f} ms, "
                       f"{self.threads} thread(s) {seconds * 1000:.1f} ms per step; training with {chosen}")
-            self.best = min(seconds, before_seconds)
-            self.next_trial = self.windows + round(4 * max(seconds, before_seconds) / self.best)
+            self.next_trial = self.windows + round(4 * max(seconds, before_seconds) / min(seconds, before_seconds))
             return chosen
-        slowed, self.best = seconds > self.SLOWER * self.best, min(self.best, seconds)
-        self.why = (f"steps slowed to {seconds * 1000:.1f} ms" if slowed else f"load average {load:.1f}"
-                    if load > self.threads + self.LOAD else "more threads again?" if self.threads < self.counts[-1] else "")
+        self.why = (f"its threads waited {waiting:.2f} s a second for a core" if waiting > self.WAITING else
+                    "more threads again?" if self.threads < self.counts[-1] else "")
         if self.windows < self.next_trial or not self.why:
             return self.threads
         self.trying = (self.threads, seconds)
         return self.counts[0] if self.threads == self.counts[-1] else self.counts[-1]
 
     def _use(self, threads: int) -> None:
-        self.threads, self.samples, self.clock = threads, [], time.perf_counter()
+        self.threads, self.samples, self.clock, self.waited = threads, [], time.perf_counter(), _seconds_waiting()
         torch.set_num_threads(threads)
