@@ -1,16 +1,14 @@
-"""How many CPU threads to train with, chosen by timing a few real steps on this machine.
-
-A second thread helps a small model on one machine and hurts it on another (a busy laptop, a
-shared VM), so the notebook measures instead of claiming.
-"""
+"""How many CPU threads to train with: measured on this machine, and lowered while others take its cores."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import os
+import statistics
 import time
-from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
@@ -19,68 +17,45 @@ from .data import get_batch
 from .model import CharTransformer
 from .step import TrainStep
 
-_MEASURED: dict[tuple, dict[int, float]] = {}
 
-
-@contextlib.contextmanager
-def thread_count(num_threads: int | None) -> Iterator[None]:
-    """Set torch's intra-op thread count for the call, then restore it."""
-    if num_threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+def thread_count(num_threads: int | None) -> contextlib.AbstractContextManager:
+    """Set torch's intra-op thread count for the call (None: leave it), then restore it."""
+    return ThreadChoice(num_threads) if num_threads is not None else contextlib.nullcontext()
 
 
 def available_cores() -> int:
-    """CPU cores this process may use (the affinity mask, where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """CPU cores this process may use: the affinity mask (where the OS has one), shared by torchrun's
+    processes on this machine, and no more than OMP_NUM_THREADS where that is set."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores // int(os.environ.get("LOCAL_WORLD_SIZE") or 1), int(os.environ.get("OMP_NUM_THREADS") or cores)))
 
 
 def measure_threads(model_config: ModelConfig, train_config: TrainConfig, train_data: torch.Tensor,
                     *, steps: int = 5, rounds: int = 3) -> dict[int, float]:
-    """Seconds per training step at 1 thread and at every core, on a throwaway model.
-
-    Interleaves the thread counts over `rounds` and keeps each one's fastest round, so a
-    background burst does not decide. Training's random streams are left as they were.
-    """
-    cores = available_cores()
-    candidates = sorted({1, cores})
-    key = (model_config, train_config.batch_size, tuple(candidates))
-    if key in _MEASURED:
-        return _MEASURED[key]
-    device = torch.device("cpu")
-    best = {threads: float("inf") for threads in candidates}
+    """Seconds per training step at 1 thread and at every core, on a throwaway model: each count's
+    fastest of `rounds` interleaved rounds, so a burst does not decide. Leaves the random streams."""
+    best = dict.fromkeys(sorted({1, available_cores()}), float("inf"))
     with torch.random.fork_rng(devices=[]):
-        model = CharTransformer(model_config)
-        step = TrainStep(model, dataclasses.replace(train_config, compile=False), device)
+        step = TrainStep(CharTransformer(model_config), dataclasses.replace(train_config, compile=False),
+                         torch.device("cpu"))
         generator = torch.Generator().manual_seed(0)
         batches = [get_batch(train_data, train_config.batch_size, model_config.block_size,
                              generator=generator) for _ in range(steps)]
         step(0, *batches[0])  # warm-up: first-call allocations
         for _ in range(rounds):
-            for threads in candidates:
+            for threads in best:
                 with thread_count(threads):
                     start = time.perf_counter()
                     for iteration, (x, y) in enumerate(batches):
                         step(iteration, x, y)
                     best[threads] = min(best[threads], (time.perf_counter() - start) / steps)
-    _MEASURED[key] = best
     return best
 
 
 def choose_num_threads(model_config: ModelConfig, train_config: TrainConfig,
                        train_data: torch.Tensor, device: torch.device) -> TrainConfig:
-    """`train_config` with the faster thread count measured here, unless one was given.
-
-    Prints what it measured (or why it did not measure).
-    """
+    """`train_config` with 1 thread if that trains faster here (measured), else left automatic (all
+    cores, fewer while other processes take them: ThreadChoice) unless it sets a count. Prints why."""
     if train_config.num_threads is not None:
         print(f"threads: {train_config.num_threads} (set explicitly)")
         return train_config
@@ -89,6 +64,70 @@ def choose_num_threads(model_config: ModelConfig, train_config: TrainConfig,
     timings = measure_threads(model_config, train_config, train_data)
     chosen = min(timings, key=timings.__getitem__)
     measured = ", ".join(f"{threads} thread(s) {seconds * 1000:.1f} ms" for threads, seconds in timings.items())
-    print(f"threads: {measured} per step; training with {chosen}")
-    return dataclasses.replace(train_config, num_threads=chosen)
+    print(f"threads: {measured} per step; training with {chosen}" + ", 1 while other processes take cores" * (chosen > 1))
+    return dataclasses.replace(train_config, num_threads=1) if chosen == 1 else train_config
 
+
+def _seconds_waiting() -> float:
+    """Seconds this process's threads have waited, runnable, for a core (Linux's schedstat; else 0)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):  # a thread may end while it is read
+        return sum(int(Path(path).read_text().split()[1]) for path in glob.glob("/proc/self/task/*/schedstat")) / 1e9
+    return 0.0
+
+
+class ThreadChoice:
+    """Training's thread count: `num_threads` if given, else torch's, lowered while others take cores.
+
+    Two threads on 2 cores lose badly once another process takes one (benchmarks/RESULTS.md). So when
+    our threads waited for a core over WAITING of a WINDOW of steps (or SECONDS), or run below torch's
+    count, it tries TRIAL steps at the other count, keeps the faster and says so (from the 4th window,
+    then every 4 x slower/faster windows). Set `num_threads` to reproduce digits on a busy machine.
+    """
+
+    WINDOW, SECONDS, TRIAL, WAITING = 25, 2.0, 5, 0.25
+
+    def __init__(self, num_threads: int | None = None, cores: int | None = None) -> None:
+        self.counts = sorted({1, min(torch.get_num_threads(), cores or available_cores())})
+        self.fixed = num_threads or (1 if self.counts == [1] else None)
+        self.threads = self.fixed or self.counts[-1]
+        self.trying: tuple[int, float] | None = None  # the count and seconds a trial started from
+        self.windows, self.next_trial, self.steps, self.why = 0, 4, 0, ""
+
+    def __enter__(self) -> ThreadChoice:
+        self.previous = torch.get_num_threads()
+        self._use(self.threads)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.previous)
+
+    def after_step(self) -> None:
+        """Call after each training step."""
+        self.steps, now = self.steps + 1, time.perf_counter()
+        self.samples, self.clock = self.samples + [now - self.clock], now
+        due = len(self.samples) >= (self.TRIAL if self.trying else self.WINDOW)
+        if self.fixed is None and (due or len(self.samples) >= 3 and sum(self.samples) > self.SECONDS):
+            waiting = (_seconds_waiting() - self.waited) / sum(self.samples)
+            self._use(self.record(statistics.median(self.samples), waiting))
+
+    def record(self, seconds: float, waiting: float) -> int:
+        """The count to train at next, after a window of median step `seconds`, `waiting` for a core."""
+        self.windows += 1
+        if self.trying is not None:  # the trial's window, at the other count
+            (before, before_seconds), self.trying = self.trying, None
+            chosen = self.threads if seconds < before_seconds else before
+            if chosen != before:
+                print(f"threads: at step {self.steps}, {self.why}: {before} thread(s) {before_seconds * 1000:.1f} ms, "
+                      f"{self.threads} thread(s) {seconds * 1000:.1f} ms per step; training with {chosen}")
+            self.next_trial = self.windows + round(4 * max(seconds, before_seconds) / min(seconds, before_seconds))
+            return chosen
+        self.why = (f"its threads waited {waiting:.2f} s a second for a core" if waiting > self.WAITING else
+                    "more threads again?" if self.threads < self.counts[-1] else "")
+        if self.windows < self.next_trial or not self.why:
+            return self.threads
+        self.trying = (self.threads, seconds)
+        return self.counts[0] if self.threads == self.counts[-1] else self.counts[-1]
+
+    def _use(self, threads: int) -> None:
+        self.threads, self.samples, self.clock, self.waited = threads, [], time.perf_counter(), _seconds_waiting()
+        torch.set_num_threads(threads)

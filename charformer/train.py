@@ -46,7 +46,7 @@ from .model import CharTransformer
 from .modes import switched_mode
 from .run import Run, progress_bar
 from .step import TrainStep, tf32_matmuls
-from .threads import thread_count
+from .threads import ThreadChoice
 
 
 def train(
@@ -75,7 +75,7 @@ def train(
                               resume_from, on_evaluation)
     device = torch.device(device) if device is not None else next(module.parameters()).device
     module.to(device)
-    with Ranks() as ranks, thread_count(config.num_threads), tf32_matmuls(device):
+    with Ranks() as ranks, ThreadChoice(config.num_threads) as threads, tf32_matmuls(device):
         run = Run(module, config, device, ranks, train_data, val_data, history=history,
                   tokenizer=tokenizer, resume_from=resume_from, checkpoint_path=checkpoint_path,
                   checkpoint_every=checkpoint_every, on_evaluation=on_evaluation)
@@ -92,6 +92,7 @@ def train(
                     x, y = get_batch(run.train_tokens, config.batch_size, block_size, generator=batches)
                     step(run.iteration, x, y)  # lr, forward, backward, (ranks' mean), clip, update
                     run.step_done(step)
+                    threads.after_step()  # fewer threads while other processes take the cores
                     progress.update(1)
             run.finish(interrupted, step)  # best weights, whole-split loss, summary, checkpoint
             ranks.raise_if_interrupted(run.iteration, checkpoint_path)

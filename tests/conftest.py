@@ -4,6 +4,7 @@ servers (the HTTPS one with a self-signed certificate made by openssl at test ti
 from __future__ import annotations
 
 import http.server
+import os
 import shutil
 import ssl
 import subprocess
@@ -19,6 +20,12 @@ import charformer as cf
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_TEXT = REPO / "data" / "input.txt"
+
+# The tests replay runs bit for bit, also in child processes, and train's automatic thread count
+# moves (and the last digits with it) while other processes take cores
+# (charformer.threads.ThreadChoice): so 1 thread here and in every process the tests start.
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
