@@ -15,6 +15,7 @@ from .download import download
 from .errors import (
     CharformerError,
     CheckpointError,
+    DeviceError,
     DownloadError,
     InsecureURLError,
     NonFiniteLossError,
@@ -63,6 +64,7 @@ __all__ = [
     "CharformerError",
     "Checkpoint",
     "CheckpointError",
+    "DeviceError",
     "DownloadError",
     "Estimate",
     "Evaluator",

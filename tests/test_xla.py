@@ -81,3 +81,14 @@ def test_generate_compiles_once_not_per_token(device, capsys) -> None:
     cpu_model = tiny_model()
     expected = cpu_model.generate(prompt.cpu(), 60, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out.cpu(), expected)
+
+
+def test_the_xla_device_is_named_and_described(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PJRT's CPU backend there is no TPU: "tpu" is refused, "xla" (by name or environment) runs."""
+    with pytest.raises(cf.DeviceError, match="^device 'tpu' is not available here; available here: 'xla', 'cpu' "):
+        cf.pick_device("tpu")
+    assert cf.pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("CHARFORMER_DEVICE", "xla")
+    device = cf.pick_device()
+    assert device.type == "xla"
+    assert cf.describe_device(device).startswith(f"device: {device} (torch_xla on its CPU backend); torch 2.")
