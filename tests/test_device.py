@@ -51,7 +51,8 @@ def test_a_wrong_request_names_what_is_available(prefer: str, has: tuple[bool, .
     assert isinstance(raised.value, (ValueError, RuntimeError))  # what callers caught before
 
 
-def test_pick_device_here() -> None:
+def test_pick_device_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHARFORMER_DEVICE", raising=False)  # scripts/test-oldest.sh sets it
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert cf.pick_device().type in (expected, "mps")
     assert cf.pick_device("cpu") == torch.device("cpu")

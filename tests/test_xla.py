@@ -85,6 +85,7 @@ def test_generate_compiles_once_not_per_token(device, capsys) -> None:
 
 def test_the_xla_device_is_named_and_described(monkeypatch: pytest.MonkeyPatch) -> None:
     """On PJRT's CPU backend there is no TPU: "tpu" is refused, "xla" (by name or environment) runs."""
+    monkeypatch.delenv("CHARFORMER_DEVICE", raising=False)
     with pytest.raises(cf.DeviceError, match="^device 'tpu' is not available here; available here: 'xla', 'cpu' "):
         cf.pick_device("tpu")
     assert cf.pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
