@@ -111,7 +111,8 @@ def describe_device(device: torch.device) -> str:
     """One line for the notebook: which device, why it was chosen, threads, torch version."""
     kind = device.type
     if kind == "cuda":
-        precision = choose_precision(kind, torch.cuda.is_bf16_supported())
+        # Native bf16 only: a T4 (Colab's free GPU) emulates it, slowly, so it gets fp16.
+        precision = choose_precision(kind, torch.cuda.is_bf16_supported(including_emulation=False))
         why = f"CUDA GPU {torch.cuda.get_device_name(device)}, {precision} autocast"
     elif kind == "xla":
         import torch_xla.runtime as xr

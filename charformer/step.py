@@ -86,7 +86,7 @@ class TrainStep:
         self.module, self.config, self.device = module, config, device
         self.eager = forward_module if forward_module is not None else module
         self.optimizer = make_optimizer(module, config, device)
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
         self.precision = choose_precision(device.type, bf16)
         self.autocast = autocast_for(device, self.precision)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
