@@ -10,7 +10,7 @@ from .data import (
     load_tiny_shakespeare,
     train_val_split,
 )
-from .device import choose_device, choose_precision, compile_supported, describe_device, pick_device
+from .device import choose_device, choose_precision, compile_supported, describe_device, mark_step, pick_device
 from .download import download
 from .errors import (
     CharformerError,
@@ -98,6 +98,7 @@ __all__ = [
     "load_checkpoint",
     "load_text",
     "load_tiny_shakespeare",
+    "mark_step",
     "pick_device",
     "plot_attention",
     "plot_losses",

@@ -56,6 +56,13 @@ def xla_sync() -> None:
     torch_xla.sync()
 
 
+def mark_step(device: torch.device | str) -> None:
+    """End a hand-written training step: on an XLA device, run its lazy graph now (compiled once,
+    then reused), rather than growing one graph over every step of the loop; elsewhere nothing."""
+    if torch.device(device).type == "xla":
+        xla_sync()
+
+
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())

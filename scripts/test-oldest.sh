@@ -5,8 +5,9 @@
 # (CHARFORMER_DEVICE=xla, PJRT_DEVICE=CPU). Too long for CI (a 7 GB environment, built once by
 # scripts/xla-venv.sh); run it before a release and put its summary in README's Colab section.
 #
-#   scripts/test-oldest.sh             # both devices
-#   scripts/test-oldest.sh xla         # one: cpu or xla; papermill options may follow (-p max_iters 300)
+#   scripts/test-oldest.sh                   # both devices
+#   scripts/test-oldest.sh xla max_iters=300 # one device (cpu or xla); notebook parameters may follow
+# Every cell runs even after one fails, so the summary lists every error; any error fails the run.
 # Executed notebooks go to notebooks/executed/oldest-<device>.ipynb (git-ignored).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,26 +21,34 @@ cd "$root"
 mkdir -p notebooks/executed
 status=0
 for device in $devices; do
-  [ "$device" = xla ] && export PJRT_DEVICE=CPU || unset PJRT_DEVICE
+  if [ "$device" = xla ]; then export PJRT_DEVICE=CPU; else unset PJRT_DEVICE; fi
   export CHARFORMER_DEVICE=$device
-  out=notebooks/executed/oldest-$device.ipynb
   work=$(mktemp -d)  # the notebook's runs/ go here, not into the repository
-  start=$(date +%s)
-  "$python" -m papermill notebooks/tiny_shakespeare_transformer.ipynb "$out" --cwd "$work" \
-    -k python3 --execution-timeout 3600 --log-level WARNING -p preset quick "$@" || status=1
-  seconds=$(($(date +%s) - start))
-  "$python" - "$out" "$device" "$seconds" <<'PY' || status=1
-import json, sys
-path, device, seconds = sys.argv[1:]
-cells = [c for c in json.load(open(path))["cells"] if c["cell_type"] == "code"]
+  "$python" - "$device" "$work" "$@" <<'PY' || status=1
+import ast, sys, time
+import papermill
+device, work, *assignments = sys.argv[1:]
+parameters = {"preset": "quick"}
+for assignment in assignments:
+    name, value = assignment.split("=", 1)
+    parameters[name] = ast.literal_eval(value)
+path = f"notebooks/executed/oldest-{device}.ipynb"
+start = time.perf_counter()
+try:
+    nb = papermill.execute_notebook("notebooks/tiny_shakespeare_transformer.ipynb", path, parameters=parameters,
+                                    cwd=work, kernel_name="python3", execution_timeout=3600, allow_errors=True,
+                                    progress_bar=False)
+except papermill.PapermillExecutionError:
+    nb = papermill.iorw.load_notebook_node(path)
+cells = [c for c in nb.cells if c.cell_type == "code"]
 ran = [c for c in cells if c.get("execution_count")]
-errors = [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
-device_line = next((line for c in cells for o in c["outputs"] for line in "".join(o.get("text", "")).splitlines()
+errors = [(i, o) for i, c in enumerate(cells) for o in c.outputs if o.output_type == "error"]
+device_line = next((line for c in cells for o in c.outputs for line in o.get("text", "").splitlines()
                     if line.startswith("device: ")), "no device line")
-print(f"[{device}] notebook (quick preset): {len(ran)} of {len(cells)} code cells ran, {len(errors)} errors, "
-      f"{seconds} s; {device_line}")
-for error in errors:
-    print(f"[{device}]   {error['ename']}: {error['evalue']}")
+print(f"[{device}] notebook ({parameters}): {len(ran)} of {len(cells)} code cells ran, {len(errors)} with errors, "
+      f"{time.perf_counter() - start:.0f} s; {device_line}")
+for index, error in errors:
+    print(f"[{device}]   code cell {index}: {error.ename}: {error.evalue[:300]}")
 sys.exit(1 if errors or len(ran) < len(cells) else 0)
 PY
   rm -rf "$work"
