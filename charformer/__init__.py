@@ -12,11 +12,12 @@ from .data import (
     load_tiny_shakespeare,
     train_val_split,
 )
-from .device import choose_device, choose_precision, compile_supported, describe_device, pick_device
+from .device import choose_device, choose_precision, compile_supported, describe_device, mark_step, pick_device
 from .download import download
 from .errors import (
     CharformerError,
     CheckpointError,
+    DeviceError,
     DownloadError,
     InsecureURLError,
     NonFiniteLossError,

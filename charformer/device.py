@@ -8,30 +8,29 @@ import platform
 
 import torch
 
-DEVICE_KINDS = ("cuda", "xla", "mps", "cpu")
+from .errors import DeviceError
+
+DEVICE_KINDS = ("cuda", "tpu", "xla", "mps", "cpu")  # "tpu": torch_xla's device, on a TPU only
+# The kind pick_device() takes when none is named, e.g. CHARFORMER_DEVICE=xla with PJRT_DEVICE=CPU
+# runs the notebook on torch_xla's CPU backend without editing it.
+DEVICE_VARIABLE = "CHARFORMER_DEVICE"
 
 
-def choose_device(has_cuda: bool, has_tpu: bool, has_mps: bool, prefer: str | None = None) -> str:
+def choose_device(has_cuda: bool, has_tpu: bool, has_mps: bool, prefer: str | None = None,
+                  has_xla: bool = False) -> str:
     """The device kind to use, given what is available: CUDA, then a TPU (via torch_xla), MPS, CPU.
 
-    `prefer` forces a kind; asking for one that is not available raises RuntimeError. "xla" is
-    accepted whenever torch_xla can run (`has_tpu` or not), so its CPU backend can be tested.
+    `prefer` forces a kind ("tpu" means "xla" where `has_tpu`); "xla" needs only torch_xla
+    (`has_xla`), so its CPU backend can be tested. An unknown kind, or one not available here,
+    raises DeviceError naming those that are.
     """
-    if prefer is not None and prefer not in DEVICE_KINDS:
-        raise ValueError(f"prefer must be one of {DEVICE_KINDS} or None, got {prefer!r}")
-    if prefer == "cuda" and not has_cuda:
-        raise RuntimeError("CUDA was requested but torch.cuda.is_available() is False")
-    if prefer == "mps" and not has_mps:
-        raise RuntimeError("MPS was requested but torch.backends.mps.is_available() is False")
-    if prefer is not None:
-        return prefer
-    if has_cuda:
-        return "cuda"
-    if has_tpu:
-        return "xla"
-    if has_mps:
-        return "mps"
-    return "cpu"
+    available = {"cuda": has_cuda, "tpu": has_tpu, "xla": has_xla or has_tpu, "mps": has_mps, "cpu": True}
+    if prefer is not None and not available.get(prefer, False):
+        what = "is not available here" if prefer in available else "is not a device kind"
+        names = ", ".join(repr(kind) for kind, present in available.items() if present)
+        raise DeviceError(f"device {prefer!r} {what}; available here: {names} (with none named, the first)")
+    kind = prefer or next(kind for kind in ("cuda", "tpu", "mps", "cpu") if available[kind])
+    return "xla" if kind == "tpu" else kind
 
 
 def _torch_xla_installed() -> bool:
@@ -57,18 +56,30 @@ def xla_sync() -> None:
     torch_xla.sync()
 
 
+def mark_step(device: torch.device | str) -> None:
+    """End a hand-written training step: on an XLA device, run its lazy graph now (compiled once,
+    then reused), rather than growing one graph over every step of the loop; elsewhere nothing."""
+    if torch.device(device).type == "xla":
+        xla_sync()
+
+
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
-    """The best available torch.device, or the one `prefer` names (RuntimeError if unavailable)."""
-    has_cuda = torch.cuda.is_available()
-    kind = choose_device(has_cuda, _tpu_present(), _mps_available(), prefer)
+    """The best available torch.device, or the one `prefer` (else $CHARFORMER_DEVICE) names;
+    DeviceError, naming those available, where that one is not."""
+    named = prefer or os.environ.get(DEVICE_VARIABLE) or None
+    try:
+        kind = choose_device(torch.cuda.is_available(), _tpu_present(), _mps_available(), named,
+                             has_xla=_torch_xla_installed())
+    except DeviceError as error:
+        if prefer:
+            raise
+        raise DeviceError(f"{error} (from ${DEVICE_VARIABLE})") from None
     if kind == "xla":
-        if not _torch_xla_installed():
-            raise RuntimeError("XLA was requested but torch_xla is not installed")
         import torch_xla
 
         return torch_xla.device()
@@ -107,9 +118,13 @@ def describe_device(device: torch.device) -> str:
     """One line for the notebook: which device, why it was chosen, threads, torch version."""
     kind = device.type
     if kind == "cuda":
-        why = f"CUDA GPU {torch.cuda.get_device_name(device)}"
+        # Native bf16 only: a T4 (Colab's free GPU) emulates it, slowly, so it gets fp16.
+        precision = choose_precision(kind, torch.cuda.is_bf16_supported(including_emulation=False))
+        why = f"CUDA GPU {torch.cuda.get_device_name(device)}, {precision} autocast"
     elif kind == "xla":
-        why = "torch_xla device (TPU or PJRT backend)"
+        import torch_xla.runtime as xr
+
+        why = f"torch_xla on its {xr.device_type()} backend"
     elif kind == "mps":
         why = "Apple GPU through MPS (no CUDA GPU found; sampling draws on the CPU)"
     else:

@@ -17,6 +17,10 @@ class InsecureURLError(DownloadError, ValueError):
     """A plain-http URL to a non-loopback host was refused (an invalid argument and a failed download)."""
 
 
+class DeviceError(CharformerError, ValueError, RuntimeError):
+    """A device was asked for that is unknown or not available here; the message names those that are."""
+
+
 class CheckpointError(CharformerError, ValueError):
     """A checkpoint is missing, damaged, unsafe, or does not fit the model it is loaded into."""
 

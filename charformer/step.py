@@ -87,7 +87,7 @@ class TrainStep:
         self.sync_gradients = sync_gradients
         self.eager = module
         self.optimizer = make_optimizer(module, config, device)
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
         self.precision = choose_precision(device.type, bf16)
         self.autocast = autocast_for(device, self.precision)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None

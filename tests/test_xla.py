@@ -81,3 +81,37 @@ def test_generate_compiles_once_not_per_token(device, capsys) -> None:
     cpu_model = tiny_model()
     expected = cpu_model.generate(prompt.cpu(), 60, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out.cpu(), expected)
+
+
+def test_the_xla_device_is_named_and_described(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PJRT's CPU backend there is no TPU: "tpu" is refused, "xla" (by name or environment) runs."""
+    monkeypatch.delenv("CHARFORMER_DEVICE", raising=False)
+    with pytest.raises(cf.DeviceError, match="^device 'tpu' is not available here; available here: 'xla', 'cpu' "):
+        cf.pick_device("tpu")
+    assert cf.pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("CHARFORMER_DEVICE", "xla")
+    device = cf.pick_device()
+    assert device.type == "xla"
+    assert cf.describe_device(device).startswith(f"device: {device} (torch_xla on its CPU backend); torch 2.")
+
+
+def test_mark_step_runs_each_step_of_a_hand_written_loop(splits, device) -> None:
+    """Without it, the loop below would build one graph of all 12 steps and run it once at the end."""
+    train, _ = splits
+    model = tiny_model().to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)  # foreach: fused=True refuses XLA
+    batches = torch.Generator().manual_seed(0)
+    model(*cf.get_batch(train, 4, 16, generator=batches, device=device))[1].backward()  # warm-up
+    cf.mark_step(device)
+    runs = metrics.metric_data("ExecuteTime")[0]
+    before = compilations()
+    for _ in range(12):
+        _, loss = model(*cf.get_batch(train, 4, 16, generator=batches, device=device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        cf.mark_step(device)
+    assert metrics.metric_data("ExecuteTime")[0] - runs >= 12  # a graph run per step
+    assert compilations() - before <= 3  # the same graph, compiled once or twice
+    assert torch.isfinite(loss).item()
+    cf.mark_step("cpu")  # nothing to do off XLA
