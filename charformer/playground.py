@@ -127,13 +127,9 @@ def _one_line(error: BaseException) -> str:
 class SamplingPlayground(_Box):
     """Sample from the notebook's model, or any saved run, with sliders, and watch the text appear.
 
-    Display it in a cell. Generate streams the text into the view while the kernel stays free,
-    so Stop works mid-way; `generate()` from code runs to the end and returns the text, which
-    equals `tokenizer.decode(model.generate(prompt_ids, chars, temperature=..., top_k=...,
-    generator=torch.Generator().manual_seed(seed))[0].tolist())` for the same controls.
-    `runs` is a list of checkpoint paths, or a folder whose `*.pt` runs are listed again on each
-    Generate (runs saved after this cell ran appear then; ipywidgets tells the kernel nothing when
-    a dropdown is opened: jupyter-widgets/ipywidgets#3177, #3879).
+    Generate streams while the kernel stays free, so Stop works mid-way; `generate()` returns the
+    text `model.generate` gives for the same controls. A folder as `runs` is listed again on each
+    Generate (ipywidgets says nothing when a dropdown opens: jupyter-widgets/ipywidgets#3177).
     """
 
     def __init__(self, model: CharTransformer, tokenizer: CharTokenizer, *, runs: Runs = None) -> None:
@@ -204,10 +200,7 @@ class SamplingPlayground(_Box):
         return self._running or (self._task is not None and not self._task.done())
 
     def generate(self) -> str:
-        """Sample with the controls' settings to the end; return (and show) prompt + new text.
-
-        Bad input leaves `text` as it was and says why in `error`.
-        """
+        """Sample to the end and return prompt + new text; bad input says why in `error`."""
         if self.generating:
             self._show_error(BUSY)
             return self._text
@@ -245,11 +238,7 @@ class SamplingPlayground(_Box):
             await asyncio.sleep(0)  # the kernel handles Stop, other widgets and cells here
 
     def _written(self, request: SamplingRequest) -> Iterator[None]:
-        """Sample `request` into the view, pausing (yield) after each character.
-
-        The view is redrawn for the first character, then at most REDRAWS_PER_SECOND times a
-        second, and once at the end with everything written.
-        """
+        """Sample `request` into the view (redrawn at most REDRAWS_PER_SECOND), yielding after each character."""
         self._running = True
         self._show_error("")
         self.stop_button.disabled = False
