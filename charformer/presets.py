@@ -1,8 +1,4 @@
-"""Presets: named sets of hyperparameters that fill in whatever the reader did not set.
-
-A value given explicitly (anything but None, in the notebook's hyperparameters cell or by
-papermill `-p`) always beats the preset's.
-"""
+"""Presets: named sets of hyperparameters that fill in whatever the reader did not set (None)."""
 
 from __future__ import annotations
 
@@ -61,15 +57,9 @@ def _check_preset(preset: Any) -> dict[str, Any]:
 
 
 def resolve_settings(preset: str, **explicit: Any) -> dict[str, Any]:
-    """The preset's settings with every explicit (non-None) value put over them.
-
-    `lr_decay_iters = 0` asks explicitly for a constant rate (None would mean "the preset's").
-    Values you did not set follow the ones you did: the decay follows `max_iters`; the warmup is
-    the preset's or a tenth of the run, whichever is shorter (`WARMUP_FRACTION`), so a preset
-    run of any length warms up for a fraction of it and then decays toward `min_lr` (max_iters=50:
-    5 warmup steps, then 45 decaying ones; under 10 steps, no warmup); and `min_lr` never
-    exceeds `learning_rate`.
-    """
+    """The preset's settings with every explicit (non-None) value put over them; the values you did
+    not set follow those you did (decay over `max_iters`, warmup at most `WARMUP_FRACTION` of the
+    run, `min_lr` at most `learning_rate`). `lr_decay_iters=0` asks for a constant rate."""
     settings = dict(_check_preset(preset))
     unknown = sorted(set(explicit) - set(SETTING_NAMES))
     if unknown:

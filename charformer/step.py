@@ -1,8 +1,5 @@
-"""One optimizer step, as the notebook's loop takes it: learning rate, forward, backward, update.
-
-Precision (bf16 / fp16 / fp32), torch.compile with an eager fallback, gradient clipping and the
-watch for non-finite losses live here, so that train() reads as the loop itself.
-"""
+"""One optimizer step, as the notebook's loop takes it: learning rate, forward, backward, update;
+precision, compile, clipping and the non-finite watch live here so that train() reads as the loop."""
 
 from __future__ import annotations
 
@@ -64,21 +61,9 @@ def tf32_matmuls(device: torch.device) -> Iterator[None]:
         torch.set_float32_matmul_precision(previous)
 
 
-def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16":
-        return torch.autocast(device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
 class TrainStep:
-    """One optimizer step: learning rate, forward under autocast, backward, clipping, update.
-
-    Chooses precision (bf16 or fp16 with a GradScaler on CUDA, fp32 elsewhere) and whether to
-    compile, and watches for non-finite losses: at every step on the CPU (a sync is cheap there),
-    as a device-side flag read at each evaluation elsewhere (no sync per step).
-    """
+    """One optimizer step. Non-finite losses are caught at every step on the CPU (a sync is cheap
+    there), elsewhere as a device-side flag read at each evaluation (no sync per step)."""
 
     def __init__(self, module: nn.Module, config: TrainConfig, device: torch.device,
                  sync_gradients: Callable[[nn.Module], None] | None = None) -> None:
@@ -89,7 +74,8 @@ class TrainStep:
         self.optimizer = make_optimizer(module, config, device)
         bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.precision = choose_precision(device.type, bf16)
-        self.autocast = autocast_for(device, self.precision)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        self.autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
         compiled = choose_compile(config.compile, device.type, platform.system(), capability)

@@ -45,11 +45,9 @@ def train(
 ) -> History:
     """Train `model` to `config.max_iters` steps and return the History of its evaluations.
 
-    Evaluates every `eval_interval` steps and at the end, then calls `on_evaluation(history)`. A
-    finished run keeps the best evaluation's weights (`keep_best`); Ctrl-C / the stop button ends
-    the current step and returns with `interrupted=True`. Continue exactly with `history=` (this
-    process) or `resume_from=` (a checkpoint train wrote), from the last step, never the restored
-    best. `checkpoint_path` is written every `checkpoint_every` evaluations and at the end.
+    Ctrl-C / the stop button ends the current step and returns with `interrupted=True`. Continue
+    exactly with `history=` (this process) or `resume_from=` (a checkpoint train wrote).
+    `checkpoint_path` is written every `checkpoint_every` evaluations and at the end.
     """
     module = _check_arguments(model, config, history, tokenizer, checkpoint_path, checkpoint_every,
                               resume_from, on_evaluation)
