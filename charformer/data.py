@@ -50,15 +50,6 @@ def load_tiny_shakespeare(
 _NUMPY_DTYPES = {torch.uint8: np.uint8, torch.int16: np.int16, torch.int32: np.int32}
 
 
-def token_dtype(vocab_size: int) -> torch.dtype:
-    """uint8 for up to 256 characters, int16 for up to 32767 (int16's largest value), else int32."""
-    if vocab_size <= 256:
-        return torch.uint8
-    if vocab_size <= 32767:
-        return torch.int16
-    return torch.int32
-
-
 class CharTokenizer:
     """Maps each character of a fixed vocabulary to an id (its index) and back."""
 
@@ -90,7 +81,10 @@ class CharTokenizer:
 
     @property
     def token_dtype(self) -> torch.dtype:
-        return token_dtype(self.vocab_size)
+        """uint8 for up to 256 characters, int16 for up to 32767 (int16's largest value), else int32."""
+        if self.vocab_size <= 256:
+            return torch.uint8
+        return torch.int16 if self.vocab_size <= 32767 else torch.int32
 
     def encode(self, text: str) -> list[int]:
         if not isinstance(text, str):
