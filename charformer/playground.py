@@ -9,7 +9,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -46,28 +45,6 @@ def unknown_characters_message(text: str, tokenizer: CharTokenizer) -> str:
     names = ", ".join(json.dumps(ch, ensure_ascii=False) for ch in unknown)
     verb = "is" if len(unknown) == 1 else "are"
     return f"{names} {verb} not in this run's {tokenizer.vocab_size} characters"
-
-
-@dataclass(frozen=True)
-class SamplingRequest:
-    """One generation's settings, read from the controls once, when it starts."""
-
-    model: CharTransformer
-    tokenizer: CharTokenizer
-    prompt: str
-    chars: int
-    temperature: float
-    top_k: int | None
-    seed: int
-
-    def tokens(self) -> Iterator[int]:
-        """The new token ids, as `model.generate` would sample them with this seed."""
-        device = next(self.model.parameters()).device
-        idx = torch.tensor([self.tokenizer.encode(self.prompt)], dtype=torch.long, device=device)
-        return self.model.stream(
-            idx, self.chars, temperature=self.temperature, top_k=self.top_k,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
 
 
 def _saved_runs(folder: Path) -> list[str | os.PathLike[str]]:
@@ -201,12 +178,9 @@ class SamplingPlayground(_Box):
 
     def generate(self) -> str:
         """Sample to the end and return prompt + new text; bad input says why in `error`."""
-        if self.generating:
-            self._show_error(BUSY)
-            return self._text
         request = self._request()
         if request is not None:
-            for _ in self._written(request):
+            for _ in self._written(*request):
                 pass
         return self._text
 
@@ -224,27 +198,23 @@ class SamplingPlayground(_Box):
         except RuntimeError:
             self.generate()
             return
-        if self.generating:
-            self._show_error(BUSY)
-            return
         request = self._request()
         if request is not None:
             self._running = True  # a second click, or Stop, before the task's first step counts too
             self.stop_button.disabled = False
-            self._task = loop.create_task(self._write_on_the_event_loop(request))
+            self._task = loop.create_task(self._write_on_the_event_loop(*request))
 
-    async def _write_on_the_event_loop(self, request: SamplingRequest) -> None:
-        for _ in self._written(request):
+    async def _write_on_the_event_loop(self, prompt: str, chars: list[str], tokens: Iterator[int]) -> None:
+        for _ in self._written(prompt, chars, tokens):
             await asyncio.sleep(0)  # the kernel handles Stop, other widgets and cells here
 
-    def _written(self, request: SamplingRequest) -> Iterator[None]:
-        """Sample `request` into the view (redrawn at most REDRAWS_PER_SECOND), yielding after each character."""
+    def _written(self, prompt: str, chars: list[str], tokens: Iterator[int]) -> Iterator[None]:
+        """Write the prompt and each token's character into the view (redrawn at most
+        REDRAWS_PER_SECOND), yielding after each character."""
         self._running = True
         self._show_error("")
         self.stop_button.disabled = False
-        chars = request.tokenizer.chars
-        written = [request.prompt]
-        tokens = request.tokens()
+        written = [prompt]
         last_redraw = -float("inf")
         try:
             while not self._stop_requested:
@@ -268,8 +238,12 @@ class SamplingPlayground(_Box):
             self._stop_requested = False
             self.stop_button.disabled = True
 
-    def _request(self) -> SamplingRequest | None:
-        """The controls' settings for the chosen run, or None with the reason shown in `error`."""
+    def _request(self) -> tuple[str, list[str], Iterator[int]] | None:
+        """The prompt, vocabulary and token stream the controls ask for, read once when a generation
+        starts; None with the reason shown in `error`."""
+        if self.generating:
+            self._show_error(BUSY)
+            return None
         if self._runs_folder is not None:
             self._list_runs(_saved_runs(self._runs_folder))
         run = self._chosen_run()
@@ -285,10 +259,10 @@ class SamplingPlayground(_Box):
             self._show_error(message)
             return None
         top_k = int(self.top_k.value)
-        return SamplingRequest(
-            model=model, tokenizer=tokenizer, prompt=prompt, chars=int(self.chars.value),
-            temperature=float(self.temperature.value), top_k=top_k if top_k > 0 else None, seed=seed,
-        )
+        idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=next(model.parameters()).device)
+        tokens = model.stream(idx, int(self.chars.value), temperature=float(self.temperature.value),
+                              top_k=top_k if top_k > 0 else None, generator=torch.Generator().manual_seed(seed))
+        return prompt, tokenizer.chars, tokens
 
     def _chosen_run(self) -> tuple[CharTransformer, CharTokenizer] | None:
         """The chosen run's model and vocabulary; a saved run is loaded once, onto the model's device."""

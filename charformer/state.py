@@ -48,10 +48,6 @@ class TrainState:
     module_ref: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def fresh(cls, module: nn.Module) -> TrainState:
-        return cls(model_config=module.config.to_dict(), module_ref=weakref.ref(module))
-
-    @classmethod
     def from_history(cls, history: Any, module: nn.Module) -> TrainState:
         """The state a History returned by `train` carries; else (from_dict, a failed run) one at its
         iteration whose optimizer and random streams start fresh."""
@@ -221,7 +217,7 @@ def _state_to_continue(
                 UserWarning, stacklevel=4,
             )
         torch.manual_seed(rank_seed(config.seed))  # dropout's stream, on a fresh run only
-        return History(), TrainState.fresh(module)
+        return History(), TrainState(model_config=module.config.to_dict())  # Run.restore sets module_ref
     state = TrainState.from_history(history, module)
     difference = describe_model_difference(state.model_config or {}, module.config.to_dict(), "history")
     if state.model_config is not None and difference:
