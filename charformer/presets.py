@@ -88,9 +88,8 @@ def configs_from_settings(settings: dict[str, Any], vocab_size: int) -> tuple[Mo
 
 
 def setting_sources(preset: str, **explicit: Any) -> dict[str, str]:
-    """Where each resolved setting came from: "preset", "you" (an explicit value, used as given)
-    or "derived" (changed by one of `resolve_settings`' rules, e.g. the decay following
-    `max_iters`, `min_lr` following a low learning rate, or the warmup capped at the run)."""
+    """Where each resolved setting came from: "preset", "you" (used as given) or "derived" (changed
+    by one of `resolve_settings`' rules)."""
     settings = resolve_settings(preset, **explicit)
     given = {name: value for name, value in explicit.items() if value is not None}
     preset_values = PRESETS[preset]

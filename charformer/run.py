@@ -268,10 +268,9 @@ def summary(history: History, config: TrainConfig, kept_best: bool, val_chars: i
         lines.append(f"{best} (its weights are not in memory: kept the last)")
     else:
         lines.append(f"{best} (not kept: keep_best=False)")
-    best_stderr = history.val_stderr_at(history.best_iter)
-    gap = history.val_loss[-1] - history.best_val_loss if history.best_val_loss is not None else None
-    if history.best_iter != history.iteration and best_stderr is not None and gap is not None \
-            and gap < best_stderr:
+    best_stderr = history.val_stderr_at(history.best_iter)  # None: best_iter not evaluated here
+    if history.best_iter != history.iteration and best_stderr is not None \
+            and history.val_loss[-1] - history.best_val_loss < best_stderr:  # type: ignore[operator]
         lines.append(
             f"best at step {history.best_iter} ({history.best_val_loss:.4f} ± {best_stderr:.4f}) is "
             f"within one standard error of the last evaluation ({history.val_loss[-1]:.4f})"

@@ -34,9 +34,8 @@ def cached_path(url: str, cache_dir: str | os.PathLike[str] | None = None) -> Pa
 
 
 def decode_text(raw: bytes, name: str, fix: str | None = None) -> str:
-    """Strict UTF-8 with Python's universal newlines: a leading byte-order mark is dropped, and
-    "\\r\\n" and a lone "\\r" both become "\\n" (what `open(path, encoding="utf-8-sig")` does).
-    `fix`, the way out, ends each error (by default: save the file as UTF-8)."""
+    """Strict UTF-8, as `open(path, encoding="utf-8-sig")` reads it (no BOM, universal newlines);
+    `fix`, the way out, ends each error."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
