@@ -287,23 +287,16 @@ def summary(history: History, config: TrainConfig, kept_best: bool, val_chars: i
     return "; ".join(lines)
 
 
-def _notebook_bar_class() -> type | None:
-    """tqdm's Jupyter widget class, if `tqdm.auto` chose it (a notebook kernel with ipywidgets)."""
-    try:
-        from tqdm.notebook import tqdm as notebook_tqdm
-    except ImportError:
-        return None
-    return notebook_tqdm if issubclass(tqdm, notebook_tqdm) else None
-
-
 @contextlib.contextmanager
 def progress_bar(start: int, total: int) -> Iterator[Any]:
     """A text bar in a terminal, a widget in Jupyter (shown again once closed, so that the notebook
     stores the finished bar, not "0/5000", as its text); none on ranks other than 0."""
     options = dict(total=total, initial=min(start, total), desc="training", unit="step",
                    dynamic_ncols=True, disable=not is_main_process())
+    from tqdm.notebook import tqdm as notebook_tqdm  # tqdm.auto's choice in a kernel with ipywidgets
+
     handle = None
-    if _notebook_bar_class() is not None:
+    if issubclass(tqdm, notebook_tqdm):
         from IPython.display import display
 
         progress = tqdm(**options, display=False)
