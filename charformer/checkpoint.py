@@ -51,9 +51,12 @@ def to_cpu(value: Any) -> Any:
     return value
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The original module behind a torch.compile wrapper (its weights have the plain names)."""
-    return getattr(model, "_orig_mod", model)
+def unwrap_model(model: Any) -> CharTransformer:
+    """The CharTransformer behind `model` or its torch.compile wrapper (whose weights have other names)."""
+    module = getattr(model, "_orig_mod", model)
+    if not isinstance(module, CharTransformer):
+        raise ValueError(f"model must be a CharTransformer, got {type(module).__name__}")
+    return module
 
 
 def temp_path_for(path: Path) -> Path:
@@ -126,8 +129,6 @@ def save_checkpoint(
     `iteration` is the step the weights come from (default: the training state's, else the history's).
     """
     module = unwrap_model(model)
-    if not isinstance(module, CharTransformer):
-        raise ValueError(f"model must be a CharTransformer, got {type(module).__name__}")
     check_tokenizer_fits(tokenizer, module)
     given, path = Path(path), target_path(path, "checkpoint")
     if iteration is None and training_state is not None:

@@ -116,8 +116,6 @@ class SamplingPlayground(_Box):
                 "pip install ipywidgets"
             )
         module = unwrap_model(model)
-        if not isinstance(module, CharTransformer):
-            raise ValueError(f"model must be a CharTransformer, got {type(model).__name__}")
         check_tokenizer_fits(tokenizer, module)
         self._runs_folder, run_paths = _checked_runs(runs)
         self.model = module

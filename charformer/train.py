@@ -83,8 +83,6 @@ def _check_arguments(
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     module = unwrap_model(model)
-    if not isinstance(module, CharTransformer):
-        raise ValueError(f"model must be a CharTransformer, got {type(module).__name__}")
     if history is not None and not isinstance(history, History):
         raise ValueError(f"history must be a History returned by train, got {type(history).__name__}")
     if history is not None and resume_from is not None:
