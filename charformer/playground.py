@@ -158,8 +158,6 @@ class SamplingPlayground(_Box):
         self.stop_button.on_click(lambda _button: self.stop())
         self.run.observe(self._on_run_chosen, names="value")
 
-    # What code and tests read.
-
     @property
     def text(self) -> str:
         """The prompt and the characters written so far (the last generation's, once it ended)."""
@@ -186,8 +184,6 @@ class SamplingPlayground(_Box):
         """End a running generation after the current character (or before the first), keeping the text."""
         if self.generating:
             self._stop_requested = True
-
-    # How it works.
 
     def _on_generate_clicked(self, _button: Any = None) -> None:
         """In a kernel: a task on its event loop, yielding between characters. Else: to the end."""

@@ -59,8 +59,6 @@ class TrainState:
             model_config=module.config.to_dict(),
         )
 
-    # -- checkpoints ------------------------------------------------------------------------
-
     def model_holds(self) -> list[str]:
         """Which of "best" and "last" the model's own weights are right now."""
         holds = ["last"] if self.last_weights is None else ["best"]
@@ -103,8 +101,6 @@ class TrainState:
             vocabulary=list(payload["tokenizer"]["chars"]) if "chars" in payload["tokenizer"] else None,
         )
 
-    # -- random streams ---------------------------------------------------------------------
-
     def capture_rng(self, batch_generator: torch.Generator, device: torch.device) -> None:
         self.rng = {"batch_rng": batch_generator.get_state(), "torch_rng": torch.get_rng_state()}
         if device.type == "cuda":
@@ -116,8 +112,6 @@ class TrainState:
         torch.set_rng_state(self.rng["torch_rng"])
         if device.type == "cuda" and "cuda_rng" in self.rng:
             torch.cuda.set_rng_state(self.rng["cuda_rng"], device)
-
-    # -- best weights -----------------------------------------------------------------------
 
     def record_evaluation(self, iteration: int, val_loss: float, module: nn.Module) -> None:
         """Remember the weights if this val estimate is a new best (the first wins a tie)."""
