@@ -98,7 +98,6 @@ class TrainState:
             best_weights=None if saved.get("best_iter") is None else best_weights,
             last_weights=last_weights,
             model_config=dict(payload["model_config"]),
-            vocabulary=list(payload["tokenizer"]["chars"]) if "chars" in payload["tokenizer"] else None,
         )
 
     def capture_rng(self, batch_generator: torch.Generator, device: torch.device) -> None:

@@ -70,7 +70,6 @@ class TrainStep:
         # sync_gradients(module): between backward and the update (the ranks' mean, distributed).
         self.module, self.config, self.device = module, config, device
         self.sync_gradients = sync_gradients
-        self.eager = module
         self.optimizer = make_optimizer(module, config, device)
         bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.precision = choose_precision(device.type, bf16)
@@ -80,7 +79,7 @@ class TrainStep:
         capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
         compiled = choose_compile(config.compile, device.type, platform.system(), capability)
         self.forward: Callable[..., Any] = (
-            torch.compile(self.eager, backend=COMPILE_BACKEND, dynamic=False) if compiled else self.eager
+            torch.compile(self.module, backend=COMPILE_BACKEND, dynamic=False) if compiled else self.module
         )
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         # The hyperparameters of this config, as make_optimizer set them, per param group.
@@ -132,7 +131,7 @@ class TrainStep:
 
     def _loss_and_gradients_or_fall_back(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The compiled step; if compiling fails, one printed line and the same step in eager mode."""
-        if self.forward is self.eager:
+        if self.forward is self.module:
             return self._loss_and_gradients(x, y)
         rng = torch.get_rng_state()
         try:
@@ -142,7 +141,7 @@ class TrainStep:
             if is_main_process():
                 print(f"torch.compile failed ({type(error).__name__}: {reason[:200]}); "
                       "training continues in eager mode")
-            self.forward = self.eager
+            self.forward = self.module
             torch.set_rng_state(rng)
             return self._loss_and_gradients(x, y)
 
