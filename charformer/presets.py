@@ -46,21 +46,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 WARMUP_FRACTION = 0.1
 
 
-def _check_preset(preset: Any) -> dict[str, Any]:
-    if isinstance(preset, str) and preset in PRESETS:
-        return PRESETS[preset]
-    choices = ", ".join(repr(name) for name in PRESETS)
-    hint = ""
-    if isinstance(preset, str) and preset.strip().lower() in PRESETS:
-        hint = f" (names are lower case: did you mean {preset.strip().lower()!r}?)"
-    raise ValueError(f"unknown preset {preset!r}{hint}; choose one of {choices}")
-
-
 def resolve_settings(preset: str, **explicit: Any) -> dict[str, Any]:
     """The preset's settings with every explicit (non-None) value put over them; the values you did
     not set follow those you did (decay over `max_iters`, warmup at most `WARMUP_FRACTION` of the
     run, `min_lr` at most `learning_rate`). `lr_decay_iters=0` asks for a constant rate."""
-    settings = dict(_check_preset(preset))
+    if not (isinstance(preset, str) and preset in PRESETS):
+        choices = ", ".join(repr(name) for name in PRESETS)
+        hint = ""
+        if isinstance(preset, str) and preset.strip().lower() in PRESETS:
+            hint = f" (names are lower case: did you mean {preset.strip().lower()!r}?)"
+        raise ValueError(f"unknown preset {preset!r}{hint}; choose one of {choices}")
+    settings = dict(PRESETS[preset])
     unknown = sorted(set(explicit) - set(SETTING_NAMES))
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(unknown)}; known: {', '.join(SETTING_NAMES)}")
