@@ -27,13 +27,8 @@ VERSION = 1
 
 @dataclass
 class Checkpoint:
-    """What load_checkpoint returns: a ready model plus everything saved beside it.
-
-    `model` holds the weights the training run ended with (the best evaluation's when
-    `keep_best` restored them, else the last step's); `training_state` holds what resuming needs:
-    the last step's optimizer and random states, and whichever of the best and last weights the
-    model does not hold.
-    """
+    """What load_checkpoint returns: a ready model (the weights the run ended with) plus everything
+    saved beside it; `training_state` is what resuming needs (see `TrainState.to_checkpoint`)."""
 
     model: CharTransformer
     tokenizer: CharTokenizer
@@ -56,9 +51,12 @@ def to_cpu(value: Any) -> Any:
     return value
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The original module behind a torch.compile wrapper (its weights have the plain names)."""
-    return getattr(model, "_orig_mod", model)
+def unwrap_model(model: Any) -> CharTransformer:
+    """The CharTransformer behind `model` or its torch.compile wrapper (whose weights have other names)."""
+    module = getattr(model, "_orig_mod", model)
+    if not isinstance(module, CharTransformer):
+        raise ValueError(f"model must be a CharTransformer, got {type(module).__name__}")
+    return module
 
 
 def temp_path_for(path: Path) -> Path:
@@ -77,38 +75,29 @@ def check_tokenizer_fits(tokenizer: Any, module: CharTransformer) -> None:
         )
 
 
-def file_mode(path: Path, what: str) -> int | None:
-    """`path`'s mode (following symlinks), None where nothing is; any other OSError (a name too
-    long, no permission) as a CheckpointError naming `what` and the path."""
-    try:
-        return os.stat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):  # nothing there (a folder on the way is a file)
-        return None
-    except OSError as error:
-        raise CheckpointError(f"{what} {path} cannot be used ({type(error).__name__}: {error})") from error
-
-
 def target_path(path: str | os.PathLike[str], what: str = "checkpoint_path") -> Path:
-    """The file a checkpoint for `path` is written to. A symlink is followed: its target is
-    replaced (atomically, from a temporary file in the target's folder) and the link kept.
-    Anything but a regular file or nothing (a folder, a device such as /dev/null, a FIFO, a
-    socket) is refused: a save would replace it with a file."""
+    """The file a checkpoint at `path` is: a symlink's target (the link is kept); anything but a
+    regular file or nothing (a folder, /dev/null, a FIFO, a socket) is refused."""
     path = Path(path)
     target = Path(os.path.realpath(path))
-    mode = file_mode(target, what)
-    if mode is not None and stat.S_ISDIR(mode):
+    try:
+        mode = os.stat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (a folder on the way is a file)
+        return target
+    except OSError as error:  # a name too long, no permission
+        raise CheckpointError(f"{what} {path} cannot be used ({type(error).__name__}: {error})") from error
+    if stat.S_ISDIR(mode):
         raise CheckpointError(f"{what} {path} is a folder; give a file path inside it, "
                               f"such as {path / 'run.pt'}")
-    if mode is not None and not stat.S_ISREG(mode):
-        raise CheckpointError(f"{what} {path} is not a regular file (a device, FIFO or socket), "
-                              "which a checkpoint would replace; give a file path")
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{what} {path} is not a regular file (a device, FIFO or socket); "
+                              "give a checkpoint file's path")
     return target
 
 
 def check_checkpoint_path(path: str | os.PathLike[str], probe: bool = True) -> None:
-    """Before the first step: `path` is, or can be, a regular file and (with `probe`) its folder
-    can be made and a file written there (a probe file, removed at once), so a run never learns at
-    its end that its checkpoint cannot be saved."""
+    """Before the first step, so a run never learns at its end that its checkpoint cannot be saved:
+    `path` is, or can be, a regular file and (with `probe`) a file can be written in its folder."""
     target = target_path(path)
     if not probe:
         return
@@ -125,12 +114,6 @@ def check_checkpoint_path(path: str | os.PathLike[str], probe: bool = True) -> N
         ) from error
 
 
-def _remove_quietly(path: Path) -> None:
-    """Remove a leftover temporary file; one that cannot be there (no folder) is not an error."""
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
-
-
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -141,19 +124,11 @@ def save_checkpoint(
     training_state: dict[str, Any] | None = None,
     iteration: int | None = None,
 ) -> Path:
-    """Write model weights, configs, vocabulary and (optionally) training state to `path` atomically.
-
-    `model_state` is the model's weights as they are; `training_state` (written by `train`, see
-    `TrainState.to_checkpoint`) is what resuming needs beyond them.
-
-    `iteration` is the step the weights come from (default: the training state's, else the
-    history's). The file is written beside `path` under a temporary name, flushed to disk, then
-    renamed over `path`: a crash mid-write leaves the previous checkpoint intact. A symlink is
-    followed; a path that is neither a regular file nor nothing is refused (see `target_path`).
+    """Write weights, configs, vocabulary and (optionally) `training_state` to `path` atomically:
+    a temporary file, flushed, renamed over `path`, so a crash leaves the previous one intact.
+    `iteration` is the step the weights come from (default: the training state's, else the history's).
     """
     module = unwrap_model(model)
-    if not isinstance(module, CharTransformer):
-        raise ValueError(f"model must be a CharTransformer, got {type(module).__name__}")
     check_tokenizer_fits(tokenizer, module)
     given, path = Path(path), target_path(path, "checkpoint")
     if iteration is None and training_state is not None:
@@ -180,27 +155,21 @@ def save_checkpoint(
             os.fsync(handle.fileno())
         os.replace(temp, path)
     except Exception as exc:
-        _remove_quietly(temp)
         raise CheckpointError(
             f"could not write checkpoint {path} ({type(exc).__name__}: {exc}); "
             "any previous checkpoint there is unchanged"
         ) from exc
-    except BaseException:
-        _remove_quietly(temp)
-        raise
+    finally:  # a leftover temporary file (after os.replace there is none)
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
     return given
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw, validated payload of a checkpoint file; CheckpointError (naming it) if unusable."""
     path = Path(path)
-    mode = file_mode(path, "checkpoint")
-    if mode is None:
+    if not target_path(path, "checkpoint").exists():  # a folder or a FIFO is refused there
         raise CheckpointError(f"checkpoint {path} does not exist")
-    if stat.S_ISDIR(mode):
-        raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
-    if not stat.S_ISREG(mode):
-        raise CheckpointError(f"checkpoint {path} is not a regular file (a device, FIFO or socket)")
     with open(path, "rb") as handle:
         head = handle.read(len(ZIP_MAGIC))
     if not head:
@@ -244,15 +213,6 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return payload
 
 
-def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Human-readable 'field: saved X, here Y' lines for every field that differs."""
-    return [
-        f"{key}: checkpoint {saved.get(key)!r}, here {current.get(key)!r}"
-        for key in sorted(set(saved) | set(current))
-        if saved.get(key) != current.get(key)
-    ]
-
-
 def load_model_state(path: Path, model: nn.Module, payload: dict[str, Any]) -> None:
     """Load the payload's weights into `model`, refusing (with what differs) if the shapes do not fit."""
     module = unwrap_model(model)
@@ -260,8 +220,7 @@ def load_model_state(path: Path, model: nn.Module, payload: dict[str, Any]) -> N
         payload["model_config"], module.config.to_dict(), f"checkpoint {path}"
     )
     if difference:
-        differences = config_differences(payload["model_config"], module.config.to_dict())
-        raise CheckpointError(f"{difference} ({'; '.join(differences)})")
+        raise CheckpointError(difference)
     state = payload["model_state"]
     expected = module.state_dict()
     problems = [f"missing {k}" for k in expected if k not in state]

@@ -1,10 +1,5 @@
-"""Argument checks shared by every public function: numbers and token ids, one rule each.
-
-Numbers: numpy scalars are accepted wherever Python numbers are (np.int64(5) is an int, np.float32
-(0.8) a float) and come back as plain Python numbers; bools are refused (True is not a count).
-Token ids: a tensor of any integer dtype works; floating-point tensors and arrays are refused,
-even when every value is whole, since a fractional id would otherwise be truncated silently.
-"""
+"""Argument checks shared by every public function: numbers (numpy scalars too, never bools) and
+token ids (any integer dtype; floating point refused, since a fractional id would be truncated)."""
 
 from __future__ import annotations
 
@@ -18,7 +13,6 @@ import torch
 
 def as_int(name: str, value: Any, minimum: int | None = None) -> int:
     """`value` as a Python int if it is an integer (Python or numpy, not a bool), else ValueError."""
-    # numpy ints are numbers.Integral; np.bool_ is not, and Python's bool is refused by name.
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an int, got {value!r}")
     value = int(value)
@@ -50,11 +44,7 @@ def check_token_dtype(name: str, tokens: torch.Tensor) -> None:
 
 
 def as_token_tensor(name: str, data: Any) -> torch.Tensor:
-    """A 1-D integer tensor of token ids from a tensor, numpy array or list (no copy when possible).
-
-    Floating-point input is refused rather than truncated (see the module docstring); a numpy
-    array torch cannot share (negative strides as in `a[::-1]`, a byte order such as `>i4`) is copied.
-    """
+    """A 1-D integer tensor of token ids from a tensor, numpy array or list (no copy when possible)."""
     if isinstance(data, torch.Tensor):
         tensor = data
     else:

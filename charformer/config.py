@@ -14,7 +14,7 @@ POSITIONAL_MODES = ("learned", "sinusoidal", "none")
 
 
 def _require_int(config: Any, name: str, minimum: int) -> None:
-    """Check an int field (numpy ints too, not bools) and store it as a plain Python int."""
+    """Check an int field and store it as a plain Python int."""
     object.__setattr__(config, name, as_int(name, getattr(config, name), minimum))
 
 
@@ -30,7 +30,6 @@ def _require_real(config: Any, name: str, low: float, high: float, *, high_open:
 
 
 class _ConfigDict:
-    """to_dict/from_dict shared by both configs; from_dict rejects unknown keys."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload]
@@ -90,17 +89,12 @@ class TrainConfig(_ConfigDict):
     learning_rate: float = 1e-3
     max_iters: int = 5000
     eval_interval: int = 100
-    # eval_iters counts batches of `batch_size` windows for the val estimate (nanoGPT's name);
-    # the train estimate, which only draws its curve, uses a quarter as many. The windows are
-    # drawn once and reused at every evaluation: the curve is smooth, and evaluating never moves
-    # training's random stream.
-    # 80 x 16 = 1280 windows: a standard error under 0.01 nats on the val estimate of the trained
-    # notebook model (0.0107 measured with 1024 windows), in far less time than the lecture's 200
-    # random batches per split (benchmarks/RESULTS.md).
+    # Batches of `batch_size` windows for the val estimate (train's gets a quarter), drawn once and
+    # reused. 80 x 16 windows: a standard error under 0.01 nats on the trained notebook model, in
+    # far less time than the lecture's 200 random batches per split (benchmarks/RESULTS.md).
     eval_iters: int = 80
-    # Decay only 2-D weights (nanoGPT's grouping), at PyTorch's default strength. Measured at the
-    # seed recipe (4x64, context 32, ReLU): 0.01 without clipping ended at val 1.750, 0.1 with
-    # clipping at 1.0 at 1.765 (benchmarks/RESULTS.md).
+    # On 2-D weights only (nanoGPT's grouping); at the seed recipe 0.01 without clipping ended at
+    # val 1.750, 0.1 with clipping at 1.765 (benchmarks/RESULTS.md).
     weight_decay: float = 0.01
     beta1: float = 0.9
     # 0.99 rather than 0.999: with batches of 16 the second moment must follow the loss quickly
@@ -113,11 +107,9 @@ class TrainConfig(_ConfigDict):
     min_lr: float = 1e-4
     seed: int = 1337
     num_threads: int | None = None
-    # torch.compile the training step. None: automatic, on for CUDA GPUs where it is supported
-    # (sm_70 and newer, not Windows), off elsewhere: on a CPU its warm-up outweighs the gain here.
+    # None: on for CUDA GPUs that support it, off elsewhere (on a CPU its warm-up outweighs the gain).
     compile: bool | None = None
-    # At the end of a run (not an interrupted one) the model holds the weights of the evaluation
-    # with the lowest val estimate; False keeps the last step's weights.
+    # A finished run ends with the best evaluation's weights; False keeps the last step's.
     keep_best: bool = True
     # Stop after this many evaluations in a row without a new best val estimate (None: never).
     patience: int | None = None

@@ -50,15 +50,6 @@ def load_tiny_shakespeare(
 _NUMPY_DTYPES = {torch.uint8: np.uint8, torch.int16: np.int16, torch.int32: np.int32}
 
 
-def token_dtype(vocab_size: int) -> torch.dtype:
-    """uint8 for up to 256 characters, int16 for up to 32767 (int16's largest value), else int32."""
-    if vocab_size <= 256:
-        return torch.uint8
-    if vocab_size <= 32767:
-        return torch.int16
-    return torch.int32
-
-
 class CharTokenizer:
     """Maps each character of a fixed vocabulary to an id (its index) and back."""
 
@@ -90,8 +81,10 @@ class CharTokenizer:
 
     @property
     def token_dtype(self) -> torch.dtype:
-        """The dtype `encode_array` returns: uint8 up to 256 characters, int16 up to 32767, else int32."""
-        return token_dtype(self.vocab_size)
+        """uint8 for up to 256 characters, int16 for up to 32767 (int16's largest value), else int32."""
+        if self.vocab_size <= 256:
+            return torch.uint8
+        return torch.int16 if self.vocab_size <= 32767 else torch.int32
 
     def encode(self, text: str) -> list[int]:
         if not isinstance(text, str):
@@ -102,12 +95,8 @@ class CharTokenizer:
             raise self._unknown_characters(text) from None
 
     def encode_array(self, text: str) -> torch.Tensor:
-        """`encode(text)` as a 1-D tensor of `token_dtype`: 1 byte a character for up to 256
-        characters, where a list of ints and an int64 tensor need 16.
-
-        Vectorised: each chunk of the text becomes its UTF-32 code points, mapped to ids through
-        a lookup table indexed by code point.
-        """
+        """`encode(text)` as a 1-D tensor of `token_dtype` (1 byte a character where a list of ints
+        needs 16), vectorised: UTF-32 code points through a lookup table, a chunk at a time."""
         if not isinstance(text, str):
             raise ValueError(f"encode_array takes a str, got {type(text).__name__}")
         table = self._id_by_code_point()
@@ -139,8 +128,7 @@ class CharTokenizer:
         return ValueError(f"{len(unknown)} character(s) not in the vocabulary: {listed}")
 
     def decode(self, ids: Iterable[int]) -> str:
-        """The characters of `ids`: ints (numpy's too) or an integer tensor; a float, bool or str
-        is refused, never truncated or parsed."""
+        """The characters of `ids` (ints, numpy's too, or an integer tensor; never floats or bools)."""
         chars = self.chars
         out = []
         for raw in ids.tolist() if isinstance(ids, torch.Tensor) else ids:
@@ -181,12 +169,8 @@ SequenceT = TypeVar("SequenceT", bound=Sequence[Any] | torch.Tensor)
 def train_val_split(
     data: SequenceT, train_fraction: float = 0.9, *, block_size: int | None = None
 ) -> tuple[SequenceT, SequenceT]:
-    """The first `train_fraction` of `data` for training, the rest for validation (by position).
-
-    Tensors are sliced, not copied, so narrow token tensors (see `encode_array`) stay narrow.
-    With `block_size`, a text too short to give each side one window of `block_size + 1` tokens
-    is refused here, in words that say so.
-    """
+    """The first `train_fraction` of `data` for training, the rest for validation (sliced, not
+    copied); with `block_size`, a text too short for a window on each side is refused here."""
     if isinstance(train_fraction, bool) or not 0.0 < float(train_fraction) < 1.0:
         raise ValueError(f"train_fraction must be strictly between 0 and 1, got {train_fraction}")
     n = int(train_fraction * len(data))
@@ -221,12 +205,8 @@ def too_short_message(name: str, n_tokens: int, block_size: int) -> str:
 def gather_windows(
     data: torch.Tensor, starts: torch.Tensor, block_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Windows of `block_size + 1` tokens at `starts`, in one gather: inputs and next-token targets.
-
-    The windows are int64 whatever integer dtype `data` is stored in (cross-entropy's targets
-    must be): a narrow text (uint8, see `encode_array`) is widened here, one batch at a time,
-    never whole.
-    """
+    """Inputs and next-token targets of the windows at `starts`, in one gather, as int64
+    (cross-entropy's targets must be): a narrow text is widened here, a batch at a time."""
     offsets = torch.arange(block_size + 1, device=data.device)
     windows = data[starts.to(data.device)[:, None] + offsets].long()  # (B, T+1)
     # Contiguous, so that callers may .view() them as the lecture code does.
@@ -240,11 +220,7 @@ def get_batch(
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`batch_size` random windows of `data`; `y` is `x` shifted one token to the left.
-
-    `data` may be of any integer dtype (the windows are int64), a tensor, numpy array or list, as
-    `train` takes; sizes may be numpy ints.
-    """
+    """`batch_size` random windows of `data`; `y` is `x` shifted one token to the left."""
     data = as_token_tensor("data", data)
     batch_size = as_int("batch_size", batch_size, 1)
     block_size = as_int("block_size", block_size, 1)

@@ -1,13 +1,9 @@
 """More than one process: which rank this is, per-rank seeds, and every rank stopping together.
 
-`train()` runs distributed whenever it is called inside an initialised torch.distributed process
-group (torchrun, then `init_process_group`); `launched` is how the CLI joins one. The one rule
-that keeps a distributed run from hanging or aborting: every rank makes the same collective calls
-in the same order. So the only collectives of a run are `Ranks`' own, and each begins with an
-agreement (one small all-reduce of flags: which ranks failed, which were asked to stop), which is
-also what a failing rank calls on its way out. A rank that raises anywhere (forward, backward,
-evaluation, a checkpoint write) therefore meets the others at their next agreement: it raises its
-own error, they raise `RankFailedError` naming it, within one step.
+Every rank must make the same collective calls in the same order, or the run hangs. So the only
+collectives of a run are `Ranks`' own, each begins with an agreement (which ranks failed, which
+were asked to stop), and a failing rank makes that agreement on its way out: the others raise
+`RankFailedError` naming it within one step.
 """
 
 from __future__ import annotations
@@ -103,11 +99,8 @@ def launched(device: torch.device) -> Iterator[torch.device]:
 class Ranks:
     """Every rank of a run (or the one process), agreeing where to go on; a context manager.
 
-    Inside the block: Ctrl-C (SIGINT) sets a flag read between steps instead of raising. An
-    exception leaving the block first tells the other ranks (`agree`), and the block always ends
-    with an agreement, so no rank finishes while another still waits. `on_peer_failure(rank, kind,
-    message)` may raise its own error for another rank's failure; else it is `RankFailedError`.
-    Outside a process group every call is free: no collective, the Ctrl-C flag read directly.
+    Inside the block Ctrl-C sets a flag read between steps; the block always ends with an agreement,
+    so no rank finishes while another waits. Outside a process group every call is free.
     """
 
     def __init__(self) -> None:
@@ -221,8 +214,7 @@ class Ranks:
 def streams_for_rank(
     training_state: dict[str, Any], seed: int, iteration: int
 ) -> dict[str, Any] | None:
-    """This rank's random streams from a checkpoint: its own if the writing run had this rank,
-    else fresh ones seeded from the seed, the step and the rank (None: rank 0's, as saved)."""
+    """This rank's random streams from a checkpoint: its own if saved, else fresh (None: as saved)."""
     process_rank = rank()
     per_rank = training_state.get("rank_rngs")
     if per_rank and process_rank < len(per_rank):

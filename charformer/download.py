@@ -104,13 +104,9 @@ def download(
     backoff: float = 0.5,
     check: Callable[[Path], object] | None = None,
 ) -> Path:
-    """Download `url` to `dest` atomically: `dest` holds either the verified file or what it held before.
-
-    Every redirect is checked by the first URL's rule (https anywhere, http only to this machine
-    unless `allow_http`) before it is followed; only a 200 answer with a body is the file, and
-    `check(path)` may refuse it (a ValueError) before it is put in place. Retries (waiting
-    `backoff`, then twice as long each time) only 5xx answers, connection errors and timeouts.
-    """
+    """Download `url` to `dest` atomically: `dest` holds either the verified file or what it held
+    before. Every redirect is checked (`check_url`); `check(path)` may refuse the file (ValueError);
+    only 5xx answers, connection errors and timeouts are retried, waiting twice as long each time."""
     dest = Path(dest)
     check_url(url, allow_http)
     if timeout <= 0:

@@ -31,12 +31,6 @@ def eval_chunk_windows(device_type: str) -> int:
     return EVAL_CHUNK_WINDOWS if device_type == "cpu" else ACCELERATOR_CHUNK_WINDOWS
 
 
-def eval_window_counts(eval_iters: int, batch_size: int) -> tuple[int, int]:
-    """(train, val) windows per evaluation: the val estimate is the number that matters; the
-    train estimate only draws its curve, so it gets a quarter of the windows."""
-    return max(1, eval_iters // 4) * batch_size, eval_iters * batch_size
-
-
 def draw_eval_starts(
     n_tokens: int, count: int, block_size: int, generator: torch.Generator
 ) -> torch.Tensor:
@@ -63,13 +57,8 @@ class Estimate:
 
 
 class Evaluator:
-    """Owns evaluation's fixed windows: drawn once from their own seed, reused at every call.
-
-    `eval_iters` batches of `batch_size` windows for val, a quarter as many for train (see
-    `eval_window_counts`); the starts come from `seed + EVAL_SEED_OFFSET`, so evaluating never
-    moves training's random streams, and two runs with the same seed see the same windows.
-    The tokens may be of any integer dtype; the sizes may be numpy ints.
-    """
+    """Owns evaluation's fixed windows: drawn once from `seed + EVAL_SEED_OFFSET`, so evaluating never
+    moves training's random streams, and reused at every call (see TrainConfig.eval_iters)."""
 
     def __init__(
         self,
@@ -91,7 +80,8 @@ class Evaluator:
         self.block_size = block_size
         self.chunk_windows = chunk_windows or eval_chunk_windows(val_tokens.device.type)
         generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
-        train_count, val_count = eval_window_counts(eval_iters, batch_size)
+        # The val estimate is the number that matters; train's only draws its curve: a quarter.
+        train_count, val_count = max(1, eval_iters // 4) * batch_size, eval_iters * batch_size
         self.train_starts = draw_eval_starts(len(train_tokens), train_count, block_size, generator)
         self.val_starts = draw_eval_starts(len(val_tokens), val_count, block_size, generator)
 
@@ -138,14 +128,8 @@ def windows_loss(
 def whole_split_loss(
     model: nn.Module, data: torch.Tensor, block_size: int | None = None, *, max_chars: int | None = None
 ) -> float:
-    """Mean cross-entropy (nats per character) over every target of `data`, each counted once.
-
-    Windows are laid end to end; a last window, aligned to the end, scores only the targets the
-    others left out. Divide by ln 2 for bits per character. `data` may be a tensor, array or
-    list of any integer dtype; floating-point ids are refused. Narrow tensors (uint8) are moved
-    as they are and widened a chunk of windows at a time. `max_chars` measures only the first
-    `max_chars` tokens (a big text's whole split would take minutes).
-    """
+    """Mean cross-entropy (nats per character) over every target of `data` (only its first
+    `max_chars` where given), each counted once: windows end to end, a last one aligned to the end."""
     data = as_token_tensor("data", data)
     if block_size is None:
         block_size = model.config.block_size  # type: ignore[union-attr]

@@ -9,12 +9,7 @@ from typing import Any
 @dataclass
 class History:
     """Losses at each evaluation, cumulative seconds, the best evaluation, where training stopped.
-
-    `iteration` counts the optimizer steps done. `best_iter`/`best_val_loss` name the evaluation
-    with the lowest val estimate, whether or not `keep_best` put its weights back into the model.
-    `run_state` (in memory only, not in `to_dict`) is the TrainState that lets
-    `train(..., history=h)` continue exactly where the run that returned `h` stopped.
-    """
+    `run_state` (in memory only) lets `train(..., history=h)` continue exactly."""
 
     iters: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
@@ -25,12 +20,9 @@ class History:
     train_seconds: float = 0.0
     # Standard error of each val estimate (from per-window losses).
     val_stderr: list[float] = field(default_factory=list)
-    # Mean loss over the characters of the val split (up to final_val_chars of them), measured on
-    # the weights the model holds when a run finishes; None when it was not measured (an
-    # interrupted or failed run), never an earlier run's number.
+    # The val split's loss on the weights a finished run holds (None when not measured).
     final_val_loss: float | None = None
-    # How many characters of the val split final_val_loss measured: all of them, or its first
-    # train.FINAL_VAL_MAX_CHARS on a big text.
+    # How many characters final_val_loss measured (at most run.FINAL_VAL_MAX_CHARS).
     final_val_chars: int | None = None
     best_iter: int | None = None
     best_val_loss: float | None = None

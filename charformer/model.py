@@ -143,8 +143,7 @@ class CharTransformer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def _check_idx(self, idx: torch.Tensor, cropped: bool = False) -> torch.Tensor:
-        """`idx` as int64 once its shape and dtype (any integer dtype) are checked; longer than
-        block_size only where it will be `cropped` (sampling)."""
+        """`idx` (B, T) as int64; longer than block_size only where it will be `cropped` (sampling)."""
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
             raise ValueError("idx must be a 2-D tensor of token ids, shape (batch, time)")
         check_token_dtype("idx", idx)
@@ -168,10 +167,7 @@ class CharTransformer(nn.Module):
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, vocab) for every position; the mean cross-entropy when `targets` is given.
-
-        `idx` and `targets` may be of any integer dtype; floating-point ids are refused.
-        """
+        """Logits (B, T, vocab) for every position; the mean cross-entropy when `targets` is given."""
         idx = self._check_idx(idx)
         if targets is not None:
             if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
@@ -205,17 +201,10 @@ class CharTransformer(nn.Module):
             x, _ = block(x)
         return x
 
-    def _next_token_logits(self, idx: torch.Tensor) -> torch.Tensor:
-        last = self._hidden_states(idx)[:, -1, :]  # (B, C): only the last position is needed
-        return self.head(self.ln_f(last))  # (B, V)
-
     def _sampling_arguments(
         self, idx: torch.Tensor, max_new_tokens: int, temperature: float, top_k: int | None
     ) -> tuple[torch.Tensor, int, float, int | None]:
-        """The checked sampling arguments, as generate and stream both take them.
-
-        Returns (idx as int64, max_new_tokens, temperature, top_k clamped to the vocabulary).
-        """
+        """The checked arguments of generate and stream, top_k clamped to the vocabulary."""
         max_new_tokens = as_int("max_new_tokens", max_new_tokens, 0)  # ints, numpy ints; not bools
         temperature = as_real("temperature", temperature)  # Python or numpy numbers
         if temperature < 0:
@@ -237,21 +226,18 @@ class CharTransformer(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Extend `idx` (B, T) by `max_new_tokens` sampled tokens; temperature 0 means greedy.
-
-        `idx` may be of any integer dtype (the result is int64); the numbers may be numpy scalars.
-
-        Runs in eval mode under inference mode (the previous mode is restored), writes into one
-        preallocated buffer, and computes only the last position's logits at each step.
-        """
+        """Extend `idx` (B, T) by `max_new_tokens` sampled tokens (temperature 0: greedy), in eval and
+        inference mode (the previous mode is restored)."""
         idx, max_new_tokens, temperature, top_k = self._sampling_arguments(
             idx, max_new_tokens, temperature, top_k
         )
         with switched_mode(self, False), inference_context(idx.device):
             if idx.device.type == "xla":
                 out = self._generate_fixed_shape(idx, max_new_tokens, temperature, top_k, generator)
-            else:
-                out = self._generate_growing(idx, max_new_tokens, temperature, top_k, generator)
+            else:  # one preallocated buffer; only the last position's logits at each step
+                out = self._buffer(idx, max_new_tokens)
+                for t in range(idx.size(1), out.size(1)):
+                    self._sample_at(out, t, temperature, top_k, generator)
         return out.clone()  # a normal tensor, usable outside inference mode
 
     def stream(
@@ -263,14 +249,9 @@ class CharTransformer(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
     ) -> Iterator[int]:
-        """Each new token id of one sequence (`idx` of shape (1, T)) as soon as it is sampled.
-
-        The same tokens `generate` returns for the same arguments and generator: both take each
-        step from `_sample_at`. Eval and inference mode hold only while a token is sampled, so
-        between tokens (and after the iterator is dropped) the caller's modes are in force.
-        Bad arguments raise here, not at the first token. On XLA devices each context length
-        compiles its own graph until the context is full (generate's fixed-shape path does not).
-        """
+        """Each new token id of one sequence (`idx` (1, T)) as soon as it is sampled: the tokens
+        `generate` returns (both step with `_sample_at`). Eval and inference mode hold only while a
+        token is sampled, so between tokens the caller's modes are in force."""
         idx, max_new_tokens, temperature, top_k = self._sampling_arguments(
             idx, max_new_tokens, temperature, top_k
         )
@@ -302,34 +283,19 @@ class CharTransformer(nn.Module):
         self, out: torch.Tensor, t: int, temperature: float,
         top_k: int | None, generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """One sampling step: write position `t` of `out` (B, >t) from the tokens before it.
-
-        The context is cropped to the last block_size tokens. Returns the new tokens, (B,).
-        """
+        """Write position `t` of `out` (B, >t) from up to block_size tokens before it; return them (B,)."""
         context = out[:, max(0, t - self.config.block_size) : t]  # (B, <= block_size)
-        tokens = sample_next(self._next_token_logits(context), temperature, top_k, generator)  # (B,)
+        last = self._hidden_states(context)[:, -1, :]  # (B, C): only the last position is needed
+        tokens = sample_next(self.head(self.ln_f(last)), temperature, top_k, generator)  # (B,)
         out[:, t] = tokens
         return tokens
-
-    def _generate_growing(
-        self, idx: torch.Tensor, max_new_tokens: int, temperature: float,
-        top_k: int | None, generator: torch.Generator | None,
-    ) -> torch.Tensor:
-        """Eager devices: one preallocated buffer, the context cropped to block_size each step."""
-        out, T0 = self._buffer(idx, max_new_tokens), idx.size(1)
-        for t in range(T0, T0 + max_new_tokens):
-            self._sample_at(out, t, temperature, top_k, generator)
-        return out
 
     def _generate_fixed_shape(
         self, idx: torch.Tensor, max_new_tokens: int, temperature: float,
         top_k: int | None, generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """XLA: every step runs the same (B, block_size) window, so the graph compiles once.
-
-        While the window fills, tokens sit at the left and the causal mask keeps the padding on
-        the right invisible; the position to read is picked by a device index, not a new shape.
-        """
+        """XLA: every step runs the same (B, block_size) window, so the graph compiles once; while it
+        fills, the causal mask hides the padding on the right, and a device index picks the position."""
         block_size = self.config.block_size
         B, T0 = idx.shape
         device = idx.device

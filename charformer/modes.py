@@ -27,11 +27,8 @@ def switched_mode(module: nn.Module, training: bool) -> Iterator[nn.Module]:
 
 @contextlib.contextmanager
 def eval_flags(modules: list[nn.Module]) -> Iterator[None]:
-    """Eval mode for `modules` (all of a model's, listed once), then each one's own mode back.
-
-    Sets the flags directly: `nn.Module.train` walks the tree through `__setattr__`, which costs
-    about as much as sampling one character from a small model.
-    """
+    """Eval mode for `modules`, then each one's own mode back: set directly, since `nn.Module.train`
+    costs about as much as sampling one character from a small model."""
     modes = [module.training for module in modules]
     for module in modules:
         module.__dict__["training"] = False

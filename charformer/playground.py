@@ -9,7 +9,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -46,28 +45,6 @@ def unknown_characters_message(text: str, tokenizer: CharTokenizer) -> str:
     names = ", ".join(json.dumps(ch, ensure_ascii=False) for ch in unknown)
     verb = "is" if len(unknown) == 1 else "are"
     return f"{names} {verb} not in this run's {tokenizer.vocab_size} characters"
-
-
-@dataclass(frozen=True)
-class SamplingRequest:
-    """One generation's settings, read from the controls once, when it starts."""
-
-    model: CharTransformer
-    tokenizer: CharTokenizer
-    prompt: str
-    chars: int
-    temperature: float
-    top_k: int | None
-    seed: int
-
-    def tokens(self) -> Iterator[int]:
-        """The new token ids, as `model.generate` would sample them with this seed."""
-        device = next(self.model.parameters()).device
-        idx = torch.tensor([self.tokenizer.encode(self.prompt)], dtype=torch.long, device=device)
-        return self.model.stream(
-            idx, self.chars, temperature=self.temperature, top_k=self.top_k,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
 
 
 def _saved_runs(folder: Path) -> list[str | os.PathLike[str]]:
@@ -127,13 +104,9 @@ def _one_line(error: BaseException) -> str:
 class SamplingPlayground(_Box):
     """Sample from the notebook's model, or any saved run, with sliders, and watch the text appear.
 
-    Display it in a cell. Generate streams the text into the view while the kernel stays free,
-    so Stop works mid-way; `generate()` from code runs to the end and returns the text, which
-    equals `tokenizer.decode(model.generate(prompt_ids, chars, temperature=..., top_k=...,
-    generator=torch.Generator().manual_seed(seed))[0].tolist())` for the same controls.
-    `runs` is a list of checkpoint paths, or a folder whose `*.pt` runs are listed again on each
-    Generate (runs saved after this cell ran appear then; ipywidgets tells the kernel nothing when
-    a dropdown is opened: jupyter-widgets/ipywidgets#3177, #3879).
+    Generate streams while the kernel stays free, so Stop works mid-way; `generate()` returns the
+    text `model.generate` gives for the same controls. A folder as `runs` is listed again on each
+    Generate (ipywidgets says nothing when a dropdown opens: jupyter-widgets/ipywidgets#3177).
     """
 
     def __init__(self, model: CharTransformer, tokenizer: CharTokenizer, *, runs: Runs = None) -> None:
@@ -143,8 +116,6 @@ class SamplingPlayground(_Box):
                 "pip install ipywidgets"
             )
         module = unwrap_model(model)
-        if not isinstance(module, CharTransformer):
-            raise ValueError(f"model must be a CharTransformer, got {type(model).__name__}")
         check_tokenizer_fits(tokenizer, module)
         self._runs_folder, run_paths = _checked_runs(runs)
         self.model = module
@@ -187,8 +158,6 @@ class SamplingPlayground(_Box):
         self.stop_button.on_click(lambda _button: self.stop())
         self.run.observe(self._on_run_chosen, names="value")
 
-    # What code and tests read.
-
     @property
     def text(self) -> str:
         """The prompt and the characters written so far (the last generation's, once it ended)."""
@@ -204,16 +173,10 @@ class SamplingPlayground(_Box):
         return self._running or (self._task is not None and not self._task.done())
 
     def generate(self) -> str:
-        """Sample with the controls' settings to the end; return (and show) prompt + new text.
-
-        Bad input leaves `text` as it was and says why in `error`.
-        """
-        if self.generating:
-            self._show_error(BUSY)
-            return self._text
+        """Sample to the end and return prompt + new text; bad input says why in `error`."""
         request = self._request()
         if request is not None:
-            for _ in self._written(request):
+            for _ in self._written(*request):
                 pass
         return self._text
 
@@ -222,8 +185,6 @@ class SamplingPlayground(_Box):
         if self.generating:
             self._stop_requested = True
 
-    # How it works.
-
     def _on_generate_clicked(self, _button: Any = None) -> None:
         """In a kernel: a task on its event loop, yielding between characters. Else: to the end."""
         try:
@@ -231,31 +192,23 @@ class SamplingPlayground(_Box):
         except RuntimeError:
             self.generate()
             return
-        if self.generating:
-            self._show_error(BUSY)
-            return
         request = self._request()
         if request is not None:
             self._running = True  # a second click, or Stop, before the task's first step counts too
             self.stop_button.disabled = False
-            self._task = loop.create_task(self._write_on_the_event_loop(request))
+            self._task = loop.create_task(self._write_on_the_event_loop(*request))
 
-    async def _write_on_the_event_loop(self, request: SamplingRequest) -> None:
-        for _ in self._written(request):
+    async def _write_on_the_event_loop(self, prompt: str, chars: list[str], tokens: Iterator[int]) -> None:
+        for _ in self._written(prompt, chars, tokens):
             await asyncio.sleep(0)  # the kernel handles Stop, other widgets and cells here
 
-    def _written(self, request: SamplingRequest) -> Iterator[None]:
-        """Sample `request` into the view, pausing (yield) after each character.
-
-        The view is redrawn for the first character, then at most REDRAWS_PER_SECOND times a
-        second, and once at the end with everything written.
-        """
+    def _written(self, prompt: str, chars: list[str], tokens: Iterator[int]) -> Iterator[None]:
+        """Write the prompt and each token's character into the view (redrawn at most
+        REDRAWS_PER_SECOND), yielding after each character."""
         self._running = True
         self._show_error("")
         self.stop_button.disabled = False
-        chars = request.tokenizer.chars
-        written = [request.prompt]
-        tokens = request.tokens()
+        written = [prompt]
         last_redraw = -float("inf")
         try:
             while not self._stop_requested:
@@ -279,8 +232,12 @@ class SamplingPlayground(_Box):
             self._stop_requested = False
             self.stop_button.disabled = True
 
-    def _request(self) -> SamplingRequest | None:
-        """The controls' settings for the chosen run, or None with the reason shown in `error`."""
+    def _request(self) -> tuple[str, list[str], Iterator[int]] | None:
+        """The prompt, vocabulary and token stream the controls ask for, read once when a generation
+        starts; None with the reason shown in `error`."""
+        if self.generating:
+            self._show_error(BUSY)
+            return None
         if self._runs_folder is not None:
             self._list_runs(_saved_runs(self._runs_folder))
         run = self._chosen_run()
@@ -296,10 +253,10 @@ class SamplingPlayground(_Box):
             self._show_error(message)
             return None
         top_k = int(self.top_k.value)
-        return SamplingRequest(
-            model=model, tokenizer=tokenizer, prompt=prompt, chars=int(self.chars.value),
-            temperature=float(self.temperature.value), top_k=top_k if top_k > 0 else None, seed=seed,
-        )
+        idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=next(model.parameters()).device)
+        tokens = model.stream(idx, int(self.chars.value), temperature=float(self.temperature.value),
+                              top_k=top_k if top_k > 0 else None, generator=torch.Generator().manual_seed(seed))
+        return prompt, tokenizer.chars, tokens
 
     def _chosen_run(self) -> tuple[CharTransformer, CharTokenizer] | None:
         """The chosen run's model and vocabulary; a saved run is loaded once, onto the model's device."""

@@ -65,12 +65,8 @@ def _running_in_a_kernel() -> bool:
 
 
 class LivePlot:
-    """Loss curves redrawn in place as training runs: pass it as `train(..., on_evaluation=)`.
-
-    In Jupyter it shows one figure and updates it (at most every `min_seconds`, so drawing stays
-    a small part of training); elsewhere it writes `path` (a PNG) if given. Used as a context
-    manager it draws the final state on exit, so a headless run stores one finished figure.
-    """
+    """Loss curves redrawn in place (at most every `min_seconds`) as `train(..., on_evaluation=)`;
+    outside Jupyter it writes `path` (a PNG) if given; as a context manager it draws the end on exit."""
 
     def __init__(self, title: str = "Training and validation loss", *,
                  path: str | Path | None = None, min_seconds: float = 5.0) -> None:
@@ -119,11 +115,7 @@ class LivePlot:
 def plot_attention(
     maps: torch.Tensor, tokens: Sequence[str], layer: int = 0, *, batch_index: int = 0
 ) -> Figure:
-    """One heatmap per head of `layer`: row t shows how much position t attends to each earlier one.
-
-    `maps` is `model.attention_maps(idx)`, shape (n_layer, B, n_head, T, T); `tokens` labels the
-    T positions (a string works: one character each).
-    """
+    """One heatmap per head of `layer` of `model.attention_maps(idx)`; `tokens` labels the positions."""
     if maps.dim() != 5:
         raise ValueError(f"maps must have shape (n_layer, B, n_head, T, T), got {tuple(maps.shape)}")
     n_layer, batch, n_head, T, _ = maps.shape

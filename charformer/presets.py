@@ -1,8 +1,4 @@
-"""Presets: named sets of hyperparameters that fill in whatever the reader did not set.
-
-A value given explicitly (anything but None, in the notebook's hyperparameters cell or by
-papermill `-p`) always beats the preset's.
-"""
+"""Presets: named sets of hyperparameters that fill in whatever the reader did not set (None)."""
 
 from __future__ import annotations
 
@@ -50,27 +46,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 WARMUP_FRACTION = 0.1
 
 
-def _check_preset(preset: Any) -> dict[str, Any]:
-    if isinstance(preset, str) and preset in PRESETS:
-        return PRESETS[preset]
-    choices = ", ".join(repr(name) for name in PRESETS)
-    hint = ""
-    if isinstance(preset, str) and preset.strip().lower() in PRESETS:
-        hint = f" (names are lower case: did you mean {preset.strip().lower()!r}?)"
-    raise ValueError(f"unknown preset {preset!r}{hint}; choose one of {choices}")
-
-
 def resolve_settings(preset: str, **explicit: Any) -> dict[str, Any]:
-    """The preset's settings with every explicit (non-None) value put over them.
-
-    `lr_decay_iters = 0` asks explicitly for a constant rate (None would mean "the preset's").
-    Values you did not set follow the ones you did: the decay follows `max_iters`; the warmup is
-    the preset's or a tenth of the run, whichever is shorter (`WARMUP_FRACTION`), so a preset
-    run of any length warms up for a fraction of it and then decays toward `min_lr` (max_iters=50:
-    5 warmup steps, then 45 decaying ones; under 10 steps, no warmup); and `min_lr` never
-    exceeds `learning_rate`.
-    """
-    settings = dict(_check_preset(preset))
+    """The preset's settings with every explicit (non-None) value put over them; the values you did
+    not set follow those you did (decay over `max_iters`, warmup at most `WARMUP_FRACTION` of the
+    run, `min_lr` at most `learning_rate`). `lr_decay_iters=0` asks for a constant rate."""
+    if not (isinstance(preset, str) and preset in PRESETS):
+        choices = ", ".join(repr(name) for name in PRESETS)
+        hint = ""
+        if isinstance(preset, str) and preset.strip().lower() in PRESETS:
+            hint = f" (names are lower case: did you mean {preset.strip().lower()!r}?)"
+        raise ValueError(f"unknown preset {preset!r}{hint}; choose one of {choices}")
+    settings = dict(PRESETS[preset])
     unknown = sorted(set(explicit) - set(SETTING_NAMES))
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(unknown)}; known: {', '.join(SETTING_NAMES)}")
@@ -98,9 +84,8 @@ def configs_from_settings(settings: dict[str, Any], vocab_size: int) -> tuple[Mo
 
 
 def setting_sources(preset: str, **explicit: Any) -> dict[str, str]:
-    """Where each resolved setting came from: "preset", "you" (an explicit value, used as given)
-    or "derived" (changed by one of `resolve_settings`' rules, e.g. the decay following
-    `max_iters`, `min_lr` following a low learning rate, or the warmup capped at the run)."""
+    """Where each resolved setting came from: "preset", "you" (used as given) or "derived" (changed
+    by one of `resolve_settings`' rules)."""
     settings = resolve_settings(preset, **explicit)
     given = {name: value for name, value in explicit.items() if value is not None}
     preset_values = PRESETS[preset]

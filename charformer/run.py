@@ -1,10 +1,5 @@
-"""Run: the books one call of train() keeps around its loop.
-
-Where the run starts (every check before the first step, the state to start from), what each
-evaluation records and prints, when a checkpoint is written, and how the run ends: finished (the
-best weights kept, the whole val split measured, a summary), interrupted, or failed (a
-non-finite loss restores the best weights; any error carries the History as `error.history`).
-"""
+"""Run: the books one call of train() keeps around its loop: the checks before the first step,
+the evaluations, the checkpoints, and the ending (finished, interrupted or failed)."""
 
 from __future__ import annotations
 
@@ -39,11 +34,7 @@ FINAL_VAL_MAX_CHARS = 1_000_000
 
 
 def token_ids(name: str, data: Any, module: CharTransformer, device: torch.device) -> torch.Tensor:
-    """The token ids on `device`, once dtype (any integer), length and range are checked.
-
-    uint8, int8, int16, int32 and int64 keep their dtype (a narrow text is widened a batch at a
-    time, never whole); torch's barely supported uint16/32/64 become int64 here.
-    """
+    """The token ids on `device`, checked; narrow dtypes stay narrow (torch's uint16/32/64 become int64)."""
     tensor = as_token_tensor(name, data)
     if tensor.dtype not in TOKEN_DTYPES:
         tensor = tensor.long()
@@ -67,7 +58,6 @@ class Run:
         resume_from: Any, checkpoint_path: Any, checkpoint_every: int | None,
         on_evaluation: Callable[[History], Any] | None,
     ) -> None:
-        """Every check that can be made before the first step, then the state to start from."""
         self.module, self.config, self.device, self.ranks = module, config, device, ranks
         ranks.on_peer_failure = self.peer_failed
         self.train_tokens = token_ids("train_data", train_data, module, device)
@@ -80,7 +70,7 @@ class Run:
             module, config, history, tokenizer, resume_from
         )
         self.history.interrupted = self.history.stopped_early = False
-        self.history.final_val_loss = None  # an earlier run's number: these weights will move
+        self.history.final_val_loss = None  # until finish() measures these weights
         self.history.final_val_chars = None
         self.evaluator = Evaluator(self.train_tokens, self.val_tokens, module.config.block_size,
                                    config.eval_iters, config.batch_size, config.seed)
@@ -93,8 +83,7 @@ class Run:
         return self.state.iteration
 
     def restore(self, step: TrainStep) -> None:
-        """Put the model, optimizer and random streams where the state says the run stopped; then
-        every rank agrees to start, from rank 0's weights."""
+        """Model, optimizer and random streams where the run stopped; every rank from rank 0's weights."""
         state = self.state
         state.module_ref = weakref.ref(self.module)
         state.take_back_last(self.module)
@@ -121,8 +110,7 @@ class Run:
 
     @contextlib.contextmanager
     def recording(self, step: TrainStep) -> Iterator[None]:
-        """An error that ends the run leaves the state at the last whole step and carries the
-        History (`error.history`); a non-finite loss has done both already."""
+        """An error that ends the run leaves the state at the last whole step and carries the History."""
         try:
             yield
         except NonFiniteLossError:
@@ -153,8 +141,8 @@ class Run:
         self.state.iteration += 1
 
     def evaluate(self, step: TrainStep) -> None:
-        """Estimate both losses on the fixed windows, record and print them; checkpoint when due;
-        then `on_evaluation(history)`, last, so that what it sees and any error it raises is whole."""
+        """Estimate, record and print both losses; checkpoint when due; `on_evaluation` last, so that
+        what it sees and any error it raises is whole."""
         if step.saw_nonfinite():
             self.fail_nonfinite("training")
         estimate = self.evaluator(self.module, step.autocast)
@@ -199,18 +187,12 @@ class Run:
         raise error
 
     def fail_nonfinite(self, what: str, where: str = "") -> NoReturn:
-        """Put the best finite evaluation's weights back and stop with NonFiniteLossError.
-
-        A resumable checkpoint at checkpoint_path (an earlier evaluation's, or an earlier run's)
-        is left as it is: the way back is to resume from it with a lower learning rate. Where
-        there is none, the best weights are written there (by rank 0) without a training state
-        (the optimizer has seen the non-finite step), recorded at the step they come from.
-        """
+        """Put the best finite weights back and stop with NonFiniteLossError; a resumable checkpoint
+        at checkpoint_path is left as it is (the way back), else the best weights are written there."""
         state, history = self.state, self.history
         if state.best_weights is not None:
             self.module.load_state_dict(state.best_weights)
         history.iteration, history.train_seconds = self.iteration, self.elapsed()
-        history.final_val_loss = history.final_val_chars = None
         history.run_state = None  # the optimizer has seen the non-finite step
         restored = (f"; the weights of the best evaluation (step {state.best_iter}) were restored"
                     if state.best_weights is not None else "")
@@ -252,8 +234,6 @@ class Run:
         history.stopped_early = not interrupted and self.iteration < self.config.max_iters
         self.record_progress(step)
         if interrupted:
-            history.final_val_loss = None  # not measured: the weights moved since any earlier one
-            history.final_val_chars = None
             if is_main_process():
                 saved = f" (or resume_from={str(self.checkpoint_path)!r})" if self.checkpoint_path else ""
                 print(f"interrupted after step {self.iteration} ({history.train_seconds:.1f} s); "
@@ -270,8 +250,7 @@ class Run:
 
 
 def summary(history: History, config: TrainConfig, kept_best: bool, val_chars: int | None = None) -> str:
-    """The line a finished run prints: where it ended, its best evaluation, the val split (`val_chars`
-    characters long; a capped pass says how many it measured)."""
+    """The line a finished run prints: where it ended, its best evaluation, the val split."""
     lines = [
         f"finished {history.iteration} steps in {history.train_seconds:.1f} s: "
         f"train loss {history.train_loss[-1]:.4f}, val loss {history.val_loss[-1]:.4f}"
@@ -289,10 +268,9 @@ def summary(history: History, config: TrainConfig, kept_best: bool, val_chars: i
         lines.append(f"{best} (its weights are not in memory: kept the last)")
     else:
         lines.append(f"{best} (not kept: keep_best=False)")
-    best_stderr = history.val_stderr_at(history.best_iter)
-    gap = history.val_loss[-1] - history.best_val_loss if history.best_val_loss is not None else None
-    if history.best_iter != history.iteration and best_stderr is not None and gap is not None \
-            and gap < best_stderr:
+    best_stderr = history.val_stderr_at(history.best_iter)  # None: best_iter not evaluated here
+    if history.best_iter != history.iteration and best_stderr is not None \
+            and history.val_loss[-1] - history.best_val_loss < best_stderr:  # type: ignore[operator]
         lines.append(
             f"best at step {history.best_iter} ({history.best_val_loss:.4f} ± {best_stderr:.4f}) is "
             f"within one standard error of the last evaluation ({history.val_loss[-1]:.4f})"
@@ -309,27 +287,16 @@ def summary(history: History, config: TrainConfig, kept_best: bool, val_chars: i
     return "; ".join(lines)
 
 
-def _notebook_bar_class() -> type | None:
-    """tqdm's Jupyter widget class, if `tqdm.auto` chose it (a notebook kernel with ipywidgets)."""
-    try:
-        from tqdm.notebook import tqdm as notebook_tqdm
-    except ImportError:
-        return None
-    return notebook_tqdm if issubclass(tqdm, notebook_tqdm) else None
-
-
 @contextlib.contextmanager
 def progress_bar(start: int, total: int) -> Iterator[Any]:
-    """A text bar in a terminal, a widget in Jupyter; none on the other processes of a distributed run.
-
-    A notebook stores a widget's text/plain as it was when first displayed ("0/5000"), which
-    is all a reader sees on the web or in an untrusted notebook. So the widget is shown under a
-    display id and displayed again once closed: the stored fallback is the finished bar.
-    """
+    """A text bar in a terminal, a widget in Jupyter (shown again once closed, so that the notebook
+    stores the finished bar, not "0/5000", as its text); none on ranks other than 0."""
     options = dict(total=total, initial=min(start, total), desc="training", unit="step",
                    dynamic_ncols=True, disable=not is_main_process())
+    from tqdm.notebook import tqdm as notebook_tqdm  # tqdm.auto's choice in a kernel with ipywidgets
+
     handle = None
-    if _notebook_bar_class() is not None:
+    if issubclass(tqdm, notebook_tqdm):
         from IPython.display import display
 
         progress = tqdm(**options, display=False)

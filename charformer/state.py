@@ -1,10 +1,5 @@
-"""TrainState: everything a run needs to continue exactly, apart from what it measured (History).
-
-A state comes from one of three places (`state_to_start_from`): a fresh run, a History that
-`train` returned in this process (`history.run_state`), or a checkpoint that `train` wrote. Each
-is checked against the model, config and vocabulary before the first step, and `restore` puts
-whichever it is back in one way.
-"""
+"""TrainState: everything a run needs to continue exactly, apart from what it measured (History);
+fresh, from `history=` or from `resume_from=`, checked before the first step (`state_to_start_from`)."""
 
 from __future__ import annotations
 
@@ -35,14 +30,8 @@ def copy_weights(module: nn.Module) -> Weights:
 
 @dataclass
 class TrainState:
-    """Where a run stands: steps done, seconds, optimizer and random states, the best weights.
-
-    `best_weights` is a copy of the best evaluation's weights (None before any evaluation, or
-    when they are not known, as for a History rebuilt from a dict). `last_weights` holds the last
-    step's weights while the model holds the best ones (None when the model holds the last).
-    `model_config` is the ModelConfig (as a dict) of the model the state was recorded with, so a
-    mismatch is caught before PyTorch sees it.
-    """
+    """Where a run stands. `last_weights` holds the last step's weights while the model holds the
+    best ones; `model_config` lets a mismatch be refused before PyTorch sees it."""
 
     iteration: int = 0
     train_seconds: float = 0.0
@@ -59,14 +48,9 @@ class TrainState:
     module_ref: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def fresh(cls, module: nn.Module) -> TrainState:
-        return cls(model_config=module.config.to_dict(), module_ref=weakref.ref(module))
-
-    @classmethod
     def from_history(cls, history: Any, module: nn.Module) -> TrainState:
-        """The state a History returned by `train` carries; for one without (rebuilt with
-        `from_dict`, or left by a failed run), a state at its iteration with no optimizer or
-        random states, so those start fresh, and no best weights."""
+        """The state a History returned by `train` carries; else (from_dict, a failed run) one at its
+        iteration whose optimizer and random streams start fresh."""
         if history.run_state is not None:
             return history.run_state
         return cls(
@@ -74,8 +58,6 @@ class TrainState:
             best_iter=history.best_iter, best_val_loss=history.best_val_loss,
             model_config=module.config.to_dict(),
         )
-
-    # -- checkpoints ------------------------------------------------------------------------
 
     def model_holds(self) -> list[str]:
         """Which of "best" and "last" the model's own weights are right now."""
@@ -85,12 +67,8 @@ class TrainState:
         return holds
 
     def to_checkpoint(self) -> dict[str, Any]:
-        """The training state a checkpoint carries beside the weights the model ends with.
-
-        The file's `model_state` is the model's weights (best or last, as `model_holds` says);
-        whichever of the two the model does not hold is stored here, so a file grows by one set
-        of weights only when they differ.
-        """
+        """What a checkpoint carries beside the model's weights: whichever of best and last the model
+        does not hold (`model_holds`), so a file grows by one set of weights only when they differ."""
         holds = self.model_holds()
         return to_cpu({
             "iteration": self.iteration,
@@ -120,10 +98,7 @@ class TrainState:
             best_weights=None if saved.get("best_iter") is None else best_weights,
             last_weights=last_weights,
             model_config=dict(payload["model_config"]),
-            vocabulary=list(payload["tokenizer"]["chars"]) if "chars" in payload["tokenizer"] else None,
         )
-
-    # -- random streams ---------------------------------------------------------------------
 
     def capture_rng(self, batch_generator: torch.Generator, device: torch.device) -> None:
         self.rng = {"batch_rng": batch_generator.get_state(), "torch_rng": torch.get_rng_state()}
@@ -136,8 +111,6 @@ class TrainState:
         torch.set_rng_state(self.rng["torch_rng"])
         if device.type == "cuda" and "cuda_rng" in self.rng:
             torch.cuda.set_rng_state(self.rng["cuda_rng"], device)
-
-    # -- best weights -----------------------------------------------------------------------
 
     def record_evaluation(self, iteration: int, val_loss: float, module: nn.Module) -> None:
         """Remember the weights if this val estimate is a new best (the first wins a tie)."""
@@ -180,8 +153,8 @@ def state_to_start_from(
 def _read_resume_checkpoint(
     path: Path, module: nn.Module, tokenizer: CharTokenizer | None, config: TrainConfig
 ) -> tuple[History, TrainState, CharTokenizer]:
-    """The History, TrainState and vocabulary of a checkpoint that train() wrote, its weights
-    loaded into `module` only once every check has passed (a refusal leaves the model as it was)."""
+    """A checkpoint's History, TrainState and vocabulary; its weights are loaded into `module` only
+    once every check has passed."""
     payload = read_checkpoint(path)
     if payload.get("training_state") is None or payload.get("history") is None:
         raise CheckpointError(
@@ -225,8 +198,8 @@ def _check_max_iters(state: TrainState, config: TrainConfig, source: str, error:
 def _state_to_continue(
     module: nn.Module, history: History | None, config: TrainConfig, tokenizer: CharTokenizer | None,
 ) -> tuple[History, TrainState]:
-    """The History and TrainState a call starts from when no checkpoint is given; a history that
-    this model, config or vocabulary cannot continue is refused in the user's terms."""
+    """The History and TrainState to start from without a checkpoint, refused in the user's terms
+    where this model, config or vocabulary cannot continue it."""
     if history is None:
         if module in TRAINED_STEPS:
             warnings.warn(
@@ -237,7 +210,7 @@ def _state_to_continue(
                 UserWarning, stacklevel=4,
             )
         torch.manual_seed(rank_seed(config.seed))  # dropout's stream, on a fresh run only
-        return History(), TrainState.fresh(module)
+        return History(), TrainState(model_config=module.config.to_dict())  # Run.restore sets module_ref
     state = TrainState.from_history(history, module)
     difference = describe_model_difference(state.model_config or {}, module.config.to_dict(), "history")
     if state.model_config is not None and difference:

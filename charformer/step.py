@@ -1,8 +1,5 @@
-"""One optimizer step, as the notebook's loop takes it: learning rate, forward, backward, update.
-
-Precision (bf16 / fp16 / fp32), torch.compile with an eager fallback, gradient clipping and the
-watch for non-finite losses live here, so that train() reads as the loop itself.
-"""
+"""One optimizer step, as the notebook's loop takes it: learning rate, forward, backward, update;
+precision, compile, clipping and the non-finite watch live here so that train() reads as the loop."""
 
 from __future__ import annotations
 
@@ -64,37 +61,25 @@ def tf32_matmuls(device: torch.device) -> Iterator[None]:
         torch.set_float32_matmul_precision(previous)
 
 
-def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16":
-        return torch.autocast(device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
 class TrainStep:
-    """One optimizer step: learning rate, forward under autocast, backward, clipping, update.
-
-    Chooses precision (bf16 or fp16 with a GradScaler on CUDA, fp32 elsewhere) and whether to
-    compile, and watches for non-finite losses: at every step on the CPU (a sync is cheap there),
-    as a device-side flag read at each evaluation elsewhere (no sync per step).
-    """
+    """One optimizer step. Non-finite losses are caught at every step on the CPU (a sync is cheap
+    there), elsewhere as a device-side flag read at each evaluation (no sync per step)."""
 
     def __init__(self, module: nn.Module, config: TrainConfig, device: torch.device,
                  sync_gradients: Callable[[nn.Module], None] | None = None) -> None:
         # sync_gradients(module): between backward and the update (the ranks' mean, distributed).
         self.module, self.config, self.device = module, config, device
         self.sync_gradients = sync_gradients
-        self.eager = module
         self.optimizer = make_optimizer(module, config, device)
         bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
         self.precision = choose_precision(device.type, bf16)
-        self.autocast = autocast_for(device, self.precision)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        self.autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
         compiled = choose_compile(config.compile, device.type, platform.system(), capability)
         self.forward: Callable[..., Any] = (
-            torch.compile(self.eager, backend=COMPILE_BACKEND, dynamic=False) if compiled else self.eager
+            torch.compile(self.module, backend=COMPILE_BACKEND, dynamic=False) if compiled else self.module
         )
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         # The hyperparameters of this config, as make_optimizer set them, per param group.
@@ -146,7 +131,7 @@ class TrainStep:
 
     def _loss_and_gradients_or_fall_back(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The compiled step; if compiling fails, one printed line and the same step in eager mode."""
-        if self.forward is self.eager:
+        if self.forward is self.module:
             return self._loss_and_gradients(x, y)
         rng = torch.get_rng_state()
         try:
@@ -156,7 +141,7 @@ class TrainStep:
             if is_main_process():
                 print(f"torch.compile failed ({type(error).__name__}: {reason[:200]}); "
                       "training continues in eager mode")
-            self.forward = self.eager
+            self.forward = self.module
             torch.set_rng_state(rng)
             return self._loss_and_gradients(x, y)
 

@@ -34,9 +34,8 @@ def cached_path(url: str, cache_dir: str | os.PathLike[str] | None = None) -> Pa
 
 
 def decode_text(raw: bytes, name: str, fix: str | None = None) -> str:
-    """Strict UTF-8 with Python's universal newlines: a leading byte-order mark is dropped, and
-    "\\r\\n" and a lone "\\r" both become "\\n" (what `open(path, encoding="utf-8-sig")` does).
-    `fix`, the way out, ends each error (by default: save the file as UTF-8)."""
+    """Strict UTF-8, as `open(path, encoding="utf-8-sig")` reads it (no BOM, universal newlines);
+    `fix`, the way out, ends each error."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -75,16 +74,9 @@ def load_text(
     cache_dir: str | os.PathLike[str] | None = None,
     refresh: bool = False,
 ) -> str:
-    """The text of a UTF-8 file, or of an https URL downloaded once into a per-user cache; None
-    is Tiny Shakespeare (`load_tiny_shakespeare()`), so `text_source = None` means the default.
-
-    A URL is fetched with `download` (atomic; every redirect checked; only a 200 answer whose body
-    decodes is cached) into `cache_dir` (default: `default_cache_dir()`, never the repository); a
-    cached copy is read without a network call: `refresh=True` fetches it again. Plain http:// is
-    refused except to this machine, as `download` does (InsecureURLError). See `decode_text` for
-    how bytes become text. A text that starts like an HTML page gets a warning (a page's URL
-    instead of the raw file's is the usual mistake).
-    """
+    """The text of a UTF-8 file, or of an https URL downloaded once into `cache_dir` (`refresh=True`
+    fetches it again); None is Tiny Shakespeare. A text that starts like an HTML page warns (a
+    page's URL instead of the raw file's is the usual mistake)."""
     if source is None:
         return load_tiny_shakespeare()
     if isinstance(source, str) and not source.strip():

@@ -1,30 +1,10 @@
 """train(): AdamW on random batches, fixed-window evaluations, interrupts, checkpoints, resume.
 
-train()'s loop is the notebook's hand-written loop (section 10): on the CPU, with
-`keep_best=False`, the two give the very same weights; tests/test_hand_loop.py says what makes
-them equal bit for bit and keeps the two loops side by side. Evaluations draw nothing from
-either random stream. The books (state, History, checkpoints, the summary) are kept by
-`run.Run`; the processes of a distributed run by `distributed.Ranks`.
-
-Contracts:
-- A continued run uses the config it is given for the learning rate, weight decay and betas
-  (the schedule is computed from it at every step); with an unchanged config, continuing is
-  exact, bit for bit.
-- `history.final_val_loss` is the whole-split val loss of the weights the model holds (its
-  first FINAL_VAL_MAX_CHARS characters on a big text; `history.final_val_chars` says how
-  many), or None when it was not measured (an interrupted or failed run), never an earlier
-  run's.
-- Everything that can be checked is checked before the first step, on every rank: the data
-  (1-D, any integer dtype, kept as it is: a uint8 text is widened a batch at a time, never
-  whole; floating-point ids are refused, never truncated; ids inside the vocabulary), the
-  tokenizer's vocabulary against the model, a `checkpoint_path` that is (or can be) a regular
-  file in a folder that can be written. An error that still ends a run carries its History as
-  `error.history`.
-- A run that ends in NonFiniteLossError restores the best evaluation's weights; a resumable
-  checkpoint at `checkpoint_path` is left as it is, else those weights are written there
-  (weights and History, no training state).
-- In a process group, an error on one rank ends every rank within a step: that rank raises its
-  own error, the others `RankFailedError` naming it (see distributed.py).
+train()'s loop is the notebook's hand-written loop (section 10): tests/test_hand_loop.py keeps
+the two side by side and bitwise equal. The books (state, History, checkpoints, the summary) are
+kept by `run.Run`; the processes of a distributed run by `distributed.Ranks`. What a run
+promises (continuing, final_val_loss, checks before the first step, non-finite losses) is
+README's "What a run does".
 """
 
 from __future__ import annotations
@@ -65,11 +45,9 @@ def train(
 ) -> History:
     """Train `model` to `config.max_iters` steps and return the History of its evaluations.
 
-    Evaluates every `eval_interval` steps and at the end, then calls `on_evaluation(history)`. A
-    finished run keeps the best evaluation's weights (`keep_best`); Ctrl-C / the stop button ends
-    the current step and returns with `interrupted=True`. Continue exactly with `history=` (this
-    process) or `resume_from=` (a checkpoint train wrote), from the last step, never the restored
-    best. `checkpoint_path` is written every `checkpoint_every` evaluations and at the end.
+    Ctrl-C / the stop button ends the current step and returns with `interrupted=True`. Continue
+    exactly with `history=` (this process) or `resume_from=` (a checkpoint train wrote).
+    `checkpoint_path` is written every `checkpoint_every` evaluations and at the end.
     """
     module = _check_arguments(model, config, history, tokenizer, checkpoint_path, checkpoint_every,
                               resume_from, on_evaluation)
@@ -106,8 +84,6 @@ def _check_arguments(
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     module = unwrap_model(model)
-    if not isinstance(module, CharTransformer):
-        raise ValueError(f"model must be a CharTransformer, got {type(module).__name__}")
     if history is not None and not isinstance(history, History):
         raise ValueError(f"history must be a History returned by train, got {type(history).__name__}")
     if history is not None and resume_from is not None:

@@ -54,7 +54,7 @@ def test_sampling_paths_agree_on_cuda() -> None:
     model = tiny_model().cuda().eval()
     prompt = torch.zeros((1, 1), dtype=torch.long, device="cuda")
     with torch.inference_mode():
-        growing = model._generate_growing(prompt, 40, 1.0, None, torch.Generator().manual_seed(5))
+        growing = model.generate(prompt, 40, generator=torch.Generator().manual_seed(5))
         fixed = model._generate_fixed_shape(prompt, 40, 1.0, None, torch.Generator().manual_seed(5))
     assert torch.equal(growing.cpu(), fixed.cpu())
 

@@ -121,6 +121,6 @@ def test_fixed_shape_path_gives_the_same_tokens() -> None:
     for prompt_length in (1, 10, 16, 30):
         prompt = torch.randint(65, (2, prompt_length), generator=torch.Generator().manual_seed(prompt_length))
         with torch.inference_mode():
-            growing = model._generate_growing(prompt, 40, 1.0, None, torch.Generator().manual_seed(5))
+            growing = model.generate(prompt, 40, generator=torch.Generator().manual_seed(5))
             fixed = model._generate_fixed_shape(prompt, 40, 1.0, None, torch.Generator().manual_seed(5))
         assert torch.equal(growing, fixed), prompt_length
