@@ -66,6 +66,9 @@ def main() -> None:
     args = parser.parse_args()
     import papermill
 
+    if any((NOTEBOOK.parent / "runs").glob("*.pt")):
+        raise SystemExit("notebooks/runs/ holds earlier runs, so this run's checkpoints would not be numbered "
+                         "from 001: move it away or delete it (rm -r notebooks/runs), then run this again")
     parameters = {}
     for name, value in args.p:
         try:
