@@ -6,7 +6,6 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -109,61 +108,45 @@ def _label(checkpoint: Checkpoint, differing: list[str]) -> str:
     return f"{checkpoint.path.stem} ({detail})" if detail else checkpoint.path.stem
 
 
-@dataclass(frozen=True)
-class RunScore:
-    """What a run is ranked by: its whole-split val and a standard error to judge it with.
-
-    The whole split is measured once, without a standard error; `stderr` is that of the run's
-    last val estimate (its fixed evaluation windows), None for checkpoints written before
-    standard errors were kept.
-    """
-
-    val: float | None
-    stderr: float | None
-
-
-def run_score(checkpoint: Checkpoint) -> RunScore:
+def run_score(checkpoint: Checkpoint) -> float | None:
+    """The run's whole-split val: exact for its final weights, so the only noise in comparing
+    two runs is the run's own luck (its seed: initial weights and batches)."""
     history = checkpoint.history
-    if history is None or not history.iters:
-        return RunScore(None, None)
-    return RunScore(history.final_val_loss, history.val_stderr_at(history.iters[-1]))
+    return None if history is None or not history.iters else history.final_val_loss
 
 
-def noise_verdicts(scores: Sequence[RunScore]) -> list[str]:
-    """For each run, how it stands against the best (lowest whole val) run: "best", or its gap
-    and whether that gap is within noise: under two standard errors of the difference,
-    sqrt(se_run^2 + se_best^2). Empty for a run without a whole val, or when there is one run."""
-    scored = [i for i, score in enumerate(scores) if score.val is not None]
+def noise_verdicts(vals: Sequence[float | None], seed_sd: float | None = None) -> list[str]:
+    """For each run, how its whole val stands against the best (lowest) run's: "best", or the gap
+    in seed standard deviations (seed_sd: the s.d. of the whole val over seeds of one setting).
+    From their seeds alone two one-seed runs differ with s.d. sqrt(2) * seed_sd, so a gap under
+    twice that, 2.8 seed s.d., is "within noise"; without seed_sd the gap is left unjudged.
+    Empty for a run without a whole val, or for one run."""
+    scored = [val for val in vals if val is not None]
     if len(scored) < 2:
-        return [""] * len(scores)
-    best = min(scored, key=lambda i: scores[i].val)  # type: ignore[arg-type, return-value]
-    best_score = scores[best]
+        return [""] * len(vals)
+    best = list(vals).index(min(scored))
     verdicts = []
-    for index, score in enumerate(scores):
-        if score.val is None:
-            verdicts.append("")
+    for index, val in enumerate(vals):
+        if val is None or index == best:
+            verdicts.append("" if val is None else "best")
             continue
-        if index == best:
-            verdicts.append("best")
-            continue
-        gap = score.val - best_score.val  # type: ignore[operator]
-        if score.stderr is None or best_score.stderr is None:
-            verdicts.append(f"+{gap:.4f} vs best (noise unknown)")
-            continue
-        gap_stderr = math.hypot(score.stderr, best_score.stderr)
-        if gap < 2 * gap_stderr:
-            verdicts.append(f"+{gap:.4f} vs best: within noise (2 s.e. = {2 * gap_stderr:.4f})")
+        gap = val - min(scored)
+        if not seed_sd:
+            verdicts.append(f"+{gap:.4f} vs best (noise unknown: give seed_sd)")
         else:
-            verdicts.append(f"+{gap:.4f} vs best ({gap / gap_stderr:.1f} s.e.)")
+            noise = "within noise" if gap < 2 * math.sqrt(2) * seed_sd else "beyond noise"
+            verdicts.append(f"+{gap:.4f} vs best = {gap / seed_sd:.1f} seed s.d.: {noise}")
     return verdicts
 
 
-def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by run") -> Figure:
+def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by run",
+                 seed_sd: float | None = None) -> Figure:
     """One figure, one val curve per run (labelled with the settings that differ), each best
-    evaluation marked with a bar of plus or minus its standard error; the best run (lowest whole
-    val) and each run within noise of it (see `noise_verdicts`) are labelled under the legend,
-    a line from each label to its marker, and the latter's markers are hollow. Runs reserved by
-    new_run_path that have no checkpoint yet are left out."""
+    evaluation marked with a bar of plus or minus its standard error over the evaluation's
+    windows; the best run (lowest whole val) and each run within noise of it (`noise_verdicts`
+    with `seed_sd`) are labelled under the legend, a line from each label to its marker, and the
+    latter's markers are hollow. Runs reserved by new_run_path that have no checkpoint yet are
+    left out."""
     checkpoints = [c for c in _load_runs(runs) if isinstance(c, Checkpoint)]
     if not checkpoints:
         raise ValueError("none of these runs has written a checkpoint yet: nothing to plot")
@@ -171,7 +154,7 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
     for checkpoint in checkpoints:
         if checkpoint.history is None or not checkpoint.history.iters:
             raise ValueError(f"{checkpoint.path} has no History to plot (a weights-only checkpoint)")
-    verdicts = noise_verdicts([run_score(c) for c in checkpoints])
+    verdicts = noise_verdicts([run_score(c) for c in checkpoints], seed_sd)
     figure = Figure(figsize=(7, 4), dpi=80)
     axes = figure.add_subplot()
     notes = 0  # stacked under the legend, each with a line to its marker: apart, and inside the axes
@@ -179,7 +162,7 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
         history = checkpoint.history
         assert history is not None
         color = f"C{index % 10}"
-        within_noise = "within noise" in verdict
+        within_noise = verdict.endswith("within noise")
         axes.plot(history.iters, history.val_loss, color=color, label=_label(checkpoint, differing))
         if history.best_iter is None:
             continue
@@ -203,19 +186,17 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
     return figure
 
 
-def runs_table(runs: Sequence[RunLike]) -> str:
+def runs_table(runs: Sequence[RunLike], *, seed_sd: float | None = None) -> str:
     """One line per run: its file, the settings that differ between the runs, steps, seconds of
-    training, the best val estimate (and its step), the whole-split val at the end with the
-    standard error of the run's last val estimate (`± ?` where a checkpoint has none; "-" when
-    the whole split was not measured, as for an interrupted run), and, for several runs, how
-    each stands against the best one (`noise_verdicts`: a gap under two standard errors of the
-    difference is "within noise"). A path new_run_path reserved whose run has not written its
-    checkpoint yet is listed as such."""
+    training, the best val estimate (and its step), the whole-split val at the end ("-" when it
+    was not measured, as for an interrupted run) and, for several runs, how each stands against
+    the best one (`noise_verdicts`: a gap under 2.8 seed s.d. is "within noise"). A path
+    new_run_path reserved whose run has not written its checkpoint yet is listed as such."""
     loaded = _load_runs(runs)
     checkpoints = [c for c in loaded if isinstance(c, Checkpoint)]
     differing = differing_settings(checkpoints)
     scores = [run_score(c) for c in checkpoints]
-    judged = iter(zip(scores, noise_verdicts(scores)))  # in the order of `checkpoints`
+    judged = iter(zip(scores, noise_verdicts(scores, seed_sd)))  # in the order of `checkpoints`
     rows = []
     for checkpoint in loaded:
         if isinstance(checkpoint, Path):
@@ -230,9 +211,7 @@ def runs_table(runs: Sequence[RunLike]) -> str:
         else:
             best = ("best val -" if history.best_val_loss is None
                     else f"best val {history.best_val_loss:.4f} at step {history.best_iter}")
-            stderr = "?" if score.stderr is None else f"{score.stderr:.4f}"
-            final = ("whole val -" if score.val is None
-                     else f"whole val {score.val:.4f} ± {stderr} (last estimate's s.e.)")
+            final = "whole val -" if score is None else f"whole val {score:.4f}"
             row += [f"{history.iteration} steps", f"{history.train_seconds:.1f} s", best, final]
         rows.append(row + ([verdict] if len(checkpoints) > 1 else []))
     return aligned(rows)

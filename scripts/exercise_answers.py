@@ -1,10 +1,11 @@
 """Measured answers to the notebook's exercises (section 15): one changed value per run.
 
 Every run is the "quick" preset (2 layers, 64 channels, context 32, 1200 steps) with one setting
-changed, trained by `cf.train` on one thread. Each prints its whole-split val with the standard
-error of its last val estimate, the seconds of training and the steps it ran, and whether it
-differs from the unchanged preset by more than noise (two standard errors of the difference).
-Two more seeds of the unchanged preset show how far the seed alone moves the result.
+changed, trained by `cf.train` on one thread. Three seeds of the unchanged preset run first: the
+standard deviation of their whole-split val is the seed spread, the one thing that varies between
+runs of one setting (the whole-split val is exact for given weights). Each run then prints its
+whole-split val, the seconds of training and the steps it ran, and its gap to the preset in seed
+standard deviations: within noise when under 2.8 of them (`charformer.runs.noise_verdicts`).
 
     PYTHONPATH=. python scripts/exercise_answers.py            # about 10 runs of ~25-60 s each
     PYTHONPATH=. python scripts/exercise_answers.py --max-iters 50 --only "dropout = 0.1"
@@ -17,6 +18,7 @@ import contextlib
 import io
 import math
 import os
+import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -57,12 +59,13 @@ def train_one(change: dict[str, Any], data: tuple[torch.Tensor, torch.Tensor], t
                         checkpoint_path=path)
 
 
-def against_baseline(history: cf.History, baseline: cf.History) -> str:
-    """The gap to the unchanged preset, and whether it is under two standard errors of it."""
+def against_baseline(history: cf.History, baseline: cf.History, seed_sd: float | None) -> str:
+    """The gap to the unchanged preset, in seed standard deviations (noise_verdicts' yardstick)."""
     gap = history.final_val_loss - baseline.final_val_loss
-    stderr = math.hypot(history.val_stderr[-1], baseline.val_stderr[-1])
-    verdict = "within noise" if abs(gap) < 2 * stderr else f"{abs(gap) / stderr:.1f} s.e."
-    return f"{gap:+.4f} vs the preset ({verdict}; 2 s.e. = {2 * stderr:.4f})"
+    if not seed_sd:
+        return f"{gap:+.4f} vs the preset"
+    verdict = "within noise" if abs(gap) < 2 * math.sqrt(2) * seed_sd else "beyond noise"
+    return f"{gap:+.4f} vs the preset = {abs(gap) / seed_sd:.1f} seed s.d.: {verdict}"
 
 
 def main() -> None:
@@ -76,8 +79,7 @@ def main() -> None:
     tokenizer = cf.CharTokenizer.from_text(text)
     data = cf.train_val_split(torch.tensor(tokenizer.encode(text), dtype=torch.long), 0.9)
     chosen = [(label, change) for label, change in EXERCISES if not args.only or label in args.only]
-    print(f'preset "{PRESET}" with one value changed; {args.threads} thread(s); whole val split '
-          "± the standard error of the last val estimate")
+    print(f'preset "{PRESET}" with one value changed; {args.threads} thread(s); whole val split')
     histories: dict[str, cf.History] = {}
     paths = []
     with tempfile.TemporaryDirectory() as folder:
@@ -87,17 +89,18 @@ def main() -> None:
             histories[label] = history
             paths.append(path)
             stopped = " (stopped early)" if history.stopped_early else ""
-            line = (f"{label:<28} whole val {history.final_val_loss:.4f} ± {history.val_stderr[-1]:.4f}"
+            line = (f"{label:<28} whole val {history.final_val_loss:.4f}"
                     f"  {history.train_seconds:6.1f} s  {history.iteration} steps{stopped}")
-            if BASELINE in histories and label != BASELINE:
-                line += "  " + against_baseline(history, histories[BASELINE])
+            seeds = [h.final_val_loss for name, h in histories.items() if name == BASELINE or name.startswith("seed")]
+            seed_sd = statistics.stdev(seeds) if len(seeds) > 1 else None
+            if BASELINE in histories and label != BASELINE and not label.startswith("seed"):
+                line += "  " + against_baseline(history, histories[BASELINE], seed_sd)
             print(line, flush=True)
-        seeds = [histories[label].final_val_loss for label in histories if label == BASELINE or label.startswith("seed")]
-        if len(seeds) > 1:
-            print(f"seed alone: {len(seeds)} seeds of the preset span {max(seeds) - min(seeds):.4f} "
-                  f"({min(seeds):.4f} to {max(seeds):.4f})")
+            if label.startswith("seed") and seed_sd:
+                print(f"seed spread: {len(seeds)} seeds of the preset, mean {statistics.mean(seeds):.4f}, "
+                      f"standard deviation {seed_sd:.4f}", flush=True)
         print()
-        print(cf.runs_table(paths))
+        print(cf.runs_table(paths, seed_sd=seed_sd))
 
 
 if __name__ == "__main__":

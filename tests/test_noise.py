@@ -1,15 +1,15 @@
-"""Noise, honestly: standard errors beside the numbers, gaps under two of them called noise."""
+"""Noise, honestly: runs compared against the seed spread (the s.d. of the whole val over seeds),
+the one thing that varies between runs of one setting; the training summary's standard errors."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
 from matplotlib.collections import LineCollection, PathCollection
 
 import charformer as cf
-from charformer.runs import RunScore, noise_verdicts
+from charformer.runs import noise_verdicts
 
 from .conftest import tiny_model
 
@@ -27,39 +27,41 @@ def saved_run(folder: Path, tokenizer, name: str, final: float, stderr: list[flo
                               train_config=cf.TrainConfig(max_iters=20), history=history)
 
 
-def test_verdicts_use_two_standard_errors_of_the_difference() -> None:
-    best, close, far = RunScore(1.7503, 0.0094), RunScore(1.7600, 0.0094), RunScore(1.7800, 0.0094)
-    verdicts = noise_verdicts([close, best, far])
+def test_verdicts_measure_gaps_in_seed_standard_deviations() -> None:
+    verdicts = noise_verdicts([1.7600, 1.7503, 1.8003], seed_sd=0.01)
     assert verdicts[1] == "best"
-    two_se = 2 * math.hypot(0.0094, 0.0094)  # 0.0266
-    assert verdicts[0] == f"+0.0097 vs best: within noise (2 s.e. = {two_se:.4f})"
-    assert verdicts[2] == "+0.0297 vs best (2.2 s.e.)" and "noise" not in verdicts[2]
-    assert noise_verdicts([best]) == [""]  # nothing to compare with
-    assert noise_verdicts([best, RunScore(1.76, None)])[1] == "+0.0097 vs best (noise unknown)"
-    assert noise_verdicts([RunScore(None, None), best, close])[0] == ""
+    assert verdicts[0] == "+0.0097 vs best = 1.0 seed s.d.: within noise"
+    assert verdicts[2] == "+0.0500 vs best = 5.0 seed s.d.: beyond noise"
+    # The gap of two one-seed runs has s.d. sqrt(2) * seed_sd: within noise up to 2.83 seed s.d.
+    assert noise_verdicts([1.7503, 1.7503 + 0.0282], seed_sd=0.01)[1].endswith("within noise")
+    assert noise_verdicts([1.7503, 1.7503 + 0.0284], seed_sd=0.01)[1].endswith("beyond noise")
+    assert noise_verdicts([1.7600, 1.7503]) == ["+0.0097 vs best (noise unknown: give seed_sd)", "best"]
+    assert noise_verdicts([1.7503], seed_sd=0.01) == [""]  # nothing to compare with
+    assert noise_verdicts([None, 1.7503, 1.7600], seed_sd=0.01)[0] == ""
 
 
-def test_runs_table_shows_plus_minus_and_marks_noise(tmp_path: Path, tokenizer) -> None:
+def test_runs_table_gives_the_exact_whole_val_and_judges_it_by_the_seed_spread(tmp_path: Path, tokenizer) -> None:
     paths = [
         saved_run(tmp_path, tokenizer, "a.pt", 1.7503, [0.02, 0.01, 0.0094], n_layer=2),
         saved_run(tmp_path, tokenizer, "b.pt", 1.7600, [0.02, 0.01, 0.0094], n_layer=3),
         saved_run(tmp_path, tokenizer, "c.pt", 1.9000, [0.02, 0.01, 0.0100], n_layer=4),
     ]
-    a, b, c = cf.runs_table(paths).splitlines()
-    assert "whole val 1.7503 ± 0.0094" in a and a.endswith("best")
-    assert "whole val 1.7600 ± 0.0094" in b and "within noise" in b
-    assert "whole val 1.9000 ± 0.0100" in c and "within noise" not in c
+    a, b, c = cf.runs_table(paths, seed_sd=0.012).splitlines()
+    assert a.endswith("whole val 1.7503  best")  # exact for given weights: no ± attached
+    assert "whole val 1.7600  +0.0097 vs best = 0.8 seed s.d.: within noise" in b
+    assert c.endswith("+0.1497 vs best = 12.5 seed s.d.: beyond noise")
+    assert "noise unknown" in cf.runs_table(paths).splitlines()[1]
     (alone,) = cf.runs_table(paths[:1]).splitlines()
-    assert "1.7503 ± 0.0094" in alone and "best" not in alone.split("whole val")[1]
+    assert alone.endswith("whole val 1.7503")
 
 
 def test_old_checkpoints_without_standard_errors_still_work(tmp_path: Path, tokenizer) -> None:
     old = saved_run(tmp_path, tokenizer, "old.pt", 1.80, None, n_layer=2)
     new = saved_run(tmp_path, tokenizer, "new.pt", 1.75, [0.02, 0.01, 0.0094], n_layer=3)
-    old_line, new_line = cf.runs_table([old, new]).splitlines()
-    assert "whole val 1.8000 ± ?" in old_line and "noise unknown" in old_line
+    old_line, new_line = cf.runs_table([old, new], seed_sd=0.01).splitlines()
+    assert "whole val 1.8000" in old_line and "within noise" not in old_line
     assert new_line.endswith("best")
-    assert cf.compare_runs([old, new]) is not None
+    assert cf.compare_runs([old, new], seed_sd=0.01) is not None
 
 
 def test_compare_runs_annotates_the_best_and_the_runs_within_noise(tmp_path: Path, tokenizer) -> None:
@@ -68,7 +70,7 @@ def test_compare_runs_annotates_the_best_and_the_runs_within_noise(tmp_path: Pat
         saved_run(tmp_path, tokenizer, "b.pt", 1.7600, [0.02, 0.01, 0.0094], n_layer=3),
         saved_run(tmp_path, tokenizer, "c.pt", 1.9000, [0.02, 0.01, 0.0100], n_layer=4),
     ]
-    axes = cf.compare_runs(paths).axes[0]
+    axes = cf.compare_runs(paths, seed_sd=0.01).axes[0]
     notes = [text.get_text() for text in axes.texts]
     assert notes == ["best run", "within noise of the best"]
     points = [c for c in axes.collections if isinstance(c, PathCollection)]
@@ -120,5 +122,5 @@ def test_a_real_run_prints_the_verdict_its_numbers_call_for(splits, capsys) -> N
 
 def test_the_same_run_twice_is_one_best_and_one_within_noise(tmp_path: Path, tokenizer) -> None:
     run = cf.load_checkpoint(saved_run(tmp_path, tokenizer, "a.pt", 1.7503, [0.02, 0.01, 0.0094]))
-    first, second = cf.runs_table([run, run]).splitlines()
-    assert first.endswith("best") and "+0.0000 vs best: within noise" in second
+    first, second = cf.runs_table([run, run], seed_sd=0.01).splitlines()
+    assert first.endswith("best") and "+0.0000 vs best = 0.0 seed s.d.: within noise" in second

@@ -4,6 +4,7 @@ stays right when a reader edits, re-runs and continues cells in one kernel."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import math
 import os
@@ -25,7 +26,7 @@ NOTEBOOK = REPO / "notebooks" / "tiny_shakespeare_transformer.ipynb"
 MACHINE_PATH = re.compile(r"(/work/|/home/|/root/|/tmp/|/Users/|[A-Z]:\\\\)")
 # Small enough to run the whole notebook in seconds; everything else comes from the preset.
 TINY = dict(max_iters=30, eval_interval=10, eval_iters=2, sample_chars=1600, bigram_iters=30,
-            extra_iters=20, loop_iters=10, ladder_iters=10)
+            extra_iters=20, loop_iters=10, ladder_iters=10, ladder_seeds=2)
 
 
 def code_cells(notebook: dict) -> list[dict]:
@@ -81,6 +82,40 @@ def test_committed_notebook_is_one_clean_real_run() -> None:
     assert sum(1 for o in outputs if "image/png" in o.get("data", {})) >= 5
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def test_committed_notebook_carries_no_widget_state() -> None:
+    """A stored widget view or model goes stale (a reopened notebook shows "Error displaying widget:
+    model not found"), and no widget runs on a static page: scripts/run_notebook.py drops them,
+    keeping each widget output's text/plain fallback (the progress bars' last line)."""
+    notebook = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    assert "widgets" not in notebook["metadata"]
+    outputs = [o for c in code_cells(notebook) for o in c["outputs"]]
+    assert not [o for o in outputs if WIDGET_VIEW in o.get("data", {})]
+    bars = [o for o in outputs if output_text(o).startswith("training: 100%")]
+    assert bars, "the progress bars' text/plain fallback is kept"
+
+
+def test_run_notebook_drops_widget_views_and_keeps_their_text() -> None:
+    spec = importlib.util.spec_from_file_location("run_notebook", REPO / "scripts" / "run_notebook.py")
+    run_notebook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_notebook)
+    bar = {"output_type": "display_data", "metadata": {},
+           "data": {WIDGET_VIEW: {"model_id": "gone", "version_major": 2, "version_minor": 0},
+                    "text/plain": "training: 100%|##########| 10/10"}}
+    view_only = {"output_type": "display_data", "metadata": {}, "data": {WIDGET_VIEW: {"model_id": "x"}}}
+    printed = {"output_type": "stream", "name": "stdout", "text": "step 10"}
+    notebook = {"metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": {}}}},
+                "cells": [{"cell_type": "code", "source": "", "metadata": {}, "outputs": [bar, view_only, printed]},
+                          {"cell_type": "markdown", "source": "## 3. x", "metadata": {}}]}
+    assert run_notebook.drop_widget_state(notebook) == 2
+    assert "widgets" not in notebook["metadata"]
+    assert notebook["cells"][0]["outputs"] == [
+        {"output_type": "display_data", "metadata": {}, "data": {"text/plain": "training: 100%|##########| 10/10"}},
+        printed]
+
+
 def test_parameters_are_named_like_the_config_fields() -> None:
     params = parameters_cell(json.loads(NOTEBOOK.read_text(encoding="utf-8")))
     fields = set(cf.TrainConfig.__dataclass_fields__) | set(cf.ModelConfig.__dataclass_fields__)
@@ -117,7 +152,8 @@ def test_headless_run_honours_explicit_values_over_the_gpu_preset(tmp_path: Path
     assert "finished 50 steps" in cell_text(tagged(notebook, "train-further"))
     # The comparison's two quick runs follow the explicit values too, and are both kept.
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
-        "gpu-001.pt", "quick-context32-002.pt", "quick-context40-003.pt"]
+        "gpu-001.pt", "quick-context32-seed1337-002.pt", "quick-context32-seed1338-003.pt",
+        "quick-context32-seed1339-004.pt", "quick-context40-seed1337-005.pt"]
 
 
 @pytest.mark.notebook
@@ -173,8 +209,9 @@ def test_edit_rerun_and_continue_in_one_kernel(tmp_path: Path) -> None:
         assert ask("cf.load_checkpoint(run_path).iteration") == 70
 
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert runs == ["cpu-001.pt", "cpu-004.pt", "cpu-005.pt", "quick-context32-002.pt",
-                    "quick-context40-003.pt"]
+    assert runs == ["cpu-001.pt", "cpu-006.pt", "cpu-007.pt", "quick-context32-seed1337-002.pt",
+                    "quick-context32-seed1338-003.pt", "quick-context32-seed1339-004.pt",
+                    "quick-context40-seed1337-005.pt"]
 
 
 def fresh_venv_without_charformer(tmp_path: Path) -> Path:
@@ -230,4 +267,5 @@ def test_run_all_in_a_fresh_environment_without_the_package(tmp_path: Path, monk
     terminal = next(c for c in cells if "-m charformer sample" in source(c))
     assert cell_text(terminal).startswith("ROMEO:"), cell_text(terminal)[:300]  # the subprocess finds it too
     assert sorted(p.name for p in (checkout / "notebooks" / "runs").iterdir()) == [
-        "cpu-001.pt", "quick-context32-002.pt", "quick-context40-003.pt"]
+        "cpu-001.pt", "quick-context32-seed1337-002.pt", "quick-context32-seed1338-003.pt",
+        "quick-context32-seed1339-004.pt", "quick-context40-seed1337-005.pt"]
