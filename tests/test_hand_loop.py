@@ -113,7 +113,13 @@ def _loop_lines(source: str) -> list[str]:
     """The lines of the `for step in range(...)` loop in `source`, without comments or indentation."""
     lines = source.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("for step in range("))
-    return [line.split("  #")[0].strip() for line in lines[start:] if line.strip()]
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    loop = [lines[start]]
+    for line in lines[start + 1:]:
+        if line.strip() and len(line) - len(line.lstrip()) <= indent:
+            break  # the loop ends where a line is no deeper than its `for`
+        loop.append(line)
+    return [line.split("  #")[0].strip() for line in loop if line.strip()]
 
 
 def _order(source: str) -> list[str]:
