@@ -27,8 +27,7 @@ VERSION = 1
 
 @dataclass
 class Checkpoint:
-    """What load_checkpoint returns: a ready model (the weights the run ended with) plus everything
-    saved beside it; `training_state` is what resuming needs (see `TrainState.to_checkpoint`)."""
+    """What load_checkpoint returns: a ready model plus everything saved beside it."""
 
     model: CharTransformer
     tokenizer: CharTokenizer
@@ -101,12 +100,10 @@ def check_checkpoint_path(path: str | os.PathLike[str], probe: bool = True) -> N
     target = target_path(path)
     if not probe:
         return
-    temp = temp_path_for(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(temp, "wb"):
-            pass
-        temp.unlink()
+        temp_path_for(target).touch()
+        temp_path_for(target).unlink()
     except OSError as error:
         raise CheckpointError(
             f"checkpoint_path {path} cannot be written ({type(error).__name__}: {error}); "
@@ -124,22 +121,18 @@ def save_checkpoint(
     training_state: dict[str, Any] | None = None,
     iteration: int | None = None,
 ) -> Path:
-    """Write weights, configs, vocabulary and (optionally) `training_state` to `path` atomically:
-    a temporary file, flushed, renamed over `path`, so a crash leaves the previous one intact.
-    `iteration` is the step the weights come from (default: the training state's, else the history's).
-    """
+    """Write weights, configs, vocabulary and (optionally) `training_state` to `path` atomically (a
+    crash leaves the previous file); `iteration` defaults to the training state's, else the history's."""
     module = unwrap_model(model)
     check_tokenizer_fits(tokenizer, module)
     given, path = Path(path), target_path(path, "checkpoint")
-    if iteration is None and training_state is not None:
-        iteration = int(training_state["iteration"])
-    elif iteration is None:
-        iteration = history.iteration if history is not None else 0
+    if iteration is None:
+        iteration = int(training_state["iteration"]) if training_state else history.iteration if history else 0
     payload: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "model_config": module.config.to_dict(),
-        "model_state": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        "model_state": to_cpu(module.state_dict()),
         "tokenizer": tokenizer.to_dict(),
         "train_config": train_config.to_dict() if train_config is not None else None,
         "history": history.to_dict() if history is not None else None,

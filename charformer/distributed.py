@@ -61,18 +61,6 @@ def launched_by_torchrun() -> bool:
     return all(name in os.environ for name in LAUNCH_VARIABLES)
 
 
-def check_process_group() -> None:
-    """Refuse to train in one of several processes torchrun started when no group joins them:
-    each would train its own copy and write the same checkpoint."""
-    if launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1 and not is_distributed():
-        raise RuntimeError(
-            f"this process is rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']} started by "
-            "torchrun, but no process group joins them: call "
-            "torch.distributed.init_process_group('gloo') ('nccl' on CUDA) before train(), or "
-            "train inside `with charformer.distributed.launched(device) as device:`"
-        )
-
-
 @contextlib.contextmanager
 def launched(device: torch.device) -> Iterator[torch.device]:
     """Join the process group torchrun describes (gloo on CPUs, NCCL on CUDA) for the block, then
@@ -97,14 +85,18 @@ def launched(device: torch.device) -> Iterator[torch.device]:
 
 
 class Ranks:
-    """Every rank of a run (or the one process), agreeing where to go on; a context manager.
-
-    Inside the block Ctrl-C sets a flag read between steps; the block always ends with an agreement,
-    so no rank finishes while another waits. Outside a process group every call is free.
-    """
+    """Every rank of a run agreeing where to go on. Inside the block Ctrl-C sets a flag read between
+    steps; the block ends with an agreement, so no rank finishes while another waits."""
 
     def __init__(self) -> None:
-        check_process_group()
+        # One of several processes torchrun started, with no group joining them, would train alone.
+        if launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1 and not is_distributed():
+            raise RuntimeError(
+                f"this process is rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']} started by "
+                "torchrun, but no process group joins them: call "
+                "torch.distributed.init_process_group('gloo') ('nccl' on CUDA) before train(), or "
+                "train inside `with charformer.distributed.launched(device) as device:`"
+            )
         self.world_size = world_size()
         self.interrupt_requested = False
         self.interrupted_ranks: list[int] = []

@@ -218,13 +218,10 @@ class Run:
     @staticmethod
     def _resumable_step(path: Path) -> int | None:
         """The step of the resumable checkpoint at `path`, None where there is none."""
-        if not path.exists():
-            return None
-        try:
-            payload = read_checkpoint(path)
+        try:  # a missing or unreadable file is not resumable either
+            saved = read_checkpoint(path).get("training_state")
         except CheckpointError:
             return None
-        saved = payload.get("training_state")
         return None if saved is None else int(saved["iteration"])
 
     def finish(self, interrupted: bool, step: TrainStep) -> None:
@@ -259,15 +256,11 @@ def summary(history: History, config: TrainConfig, kept_best: bool, val_chars: i
         lines.append(
             f"stopped early: no new best val in {config.patience} evaluations (patience={config.patience})"
         )
-    best = f"best val {history.best_val_loss:.4f} at step {history.best_iter}"
-    if history.best_iter == history.iteration:
-        lines.append(f"{best} (the last evaluation)")
-    elif kept_best:
-        lines.append(f"{best} (kept); the last evaluation was {history.val_loss[-1]:.4f}")
-    elif config.keep_best:
-        lines.append(f"{best} (its weights are not in memory: kept the last)")
-    else:
-        lines.append(f"{best} (not kept: keep_best=False)")
+    which = ("(the last evaluation)" if history.best_iter == history.iteration
+             else f"(kept); the last evaluation was {history.val_loss[-1]:.4f}" if kept_best
+             else "(its weights are not in memory: kept the last)" if config.keep_best
+             else "(not kept: keep_best=False)")
+    lines.append(f"best val {history.best_val_loss:.4f} at step {history.best_iter} {which}")
     best_stderr = history.val_stderr_at(history.best_iter)  # None: best_iter not evaluated here
     if history.best_iter != history.iteration and best_stderr is not None \
             and history.val_loss[-1] - history.best_val_loss < best_stderr:  # type: ignore[operator]
@@ -295,15 +288,13 @@ def progress_bar(start: int, total: int) -> Iterator[Any]:
                    dynamic_ncols=True, disable=not is_main_process())
     from tqdm.notebook import tqdm as notebook_tqdm  # tqdm.auto's choice in a kernel with ipywidgets
 
+    widget = issubclass(tqdm, notebook_tqdm)
+    progress = tqdm(**options, **({"display": False} if widget else {}))
     handle = None
-    if issubclass(tqdm, notebook_tqdm):
+    if widget and not progress.disable:  # a disabled widget bar builds no widget
         from IPython.display import display
 
-        progress = tqdm(**options, display=False)
-        if not progress.disable:  # a disabled widget bar builds no widget
-            handle = display(progress.container, display_id=True)
-    else:
-        progress = tqdm(**options)
+        handle = display(progress.container, display_id=True)
     try:
         yield progress
     finally:

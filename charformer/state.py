@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import load_model_state, read_checkpoint, to_cpu
+from .checkpoint import load_model_state, read_checkpoint
 from .config import TrainConfig, describe_model_difference
 from .data import CharTokenizer
 from .distributed import rank_seed, streams_for_rank, warn_if_world_size_changed
@@ -47,30 +47,17 @@ class TrainState:
     # The module this state was recorded on, in this process (not saved).
     module_ref: Any = field(default=None, repr=False, compare=False)
 
-    @classmethod
-    def from_history(cls, history: Any, module: nn.Module) -> TrainState:
-        """The state a History returned by `train` carries; else (from_dict, a failed run) one at its
-        iteration whose optimizer and random streams start fresh."""
-        if history.run_state is not None:
-            return history.run_state
-        return cls(
-            iteration=history.iteration, train_seconds=history.train_seconds,
-            best_iter=history.best_iter, best_val_loss=history.best_val_loss,
-            model_config=module.config.to_dict(),
-        )
-
     def model_holds(self) -> list[str]:
         """Which of "best" and "last" the model's own weights are right now."""
-        holds = ["last"] if self.last_weights is None else ["best"]
-        if self.last_weights is None and self.best_iter is not None and self.best_iter == self.iteration:
-            holds.append("best")  # evaluated at this very step: the last weights are the best
-        return holds
+        if self.last_weights is not None:
+            return ["best"]
+        return ["last", "best"] if self.best_iter == self.iteration else ["last"]  # evaluated just now
 
     def to_checkpoint(self) -> dict[str, Any]:
         """What a checkpoint carries beside the model's weights: whichever of best and last the model
         does not hold (`model_holds`), so a file grows by one set of weights only when they differ."""
         holds = self.model_holds()
-        return to_cpu({
+        return {
             "iteration": self.iteration,
             "optimizer": self.optimizer,
             **(self.rng or {}),
@@ -79,14 +66,13 @@ class TrainState:
             "model_holds": holds,
             "best_weights": None if "best" in holds else self.best_weights,
             "last_weights": None if "last" in holds else self.last_weights,
-        })
+        }
 
     @classmethod
     def from_checkpoint(cls, payload: dict[str, Any], train_seconds: float) -> TrainState:
         saved = payload["training_state"]
-        model_state = payload["model_state"]
         holds = saved.get("model_holds", ["last"])
-        best_weights = model_state if "best" in holds else saved.get("best_weights")
+        best_weights = payload["model_state"] if "best" in holds else saved.get("best_weights")
         last_weights = None if "last" in holds else saved.get("last_weights")
         return cls(
             iteration=int(saved["iteration"]),
@@ -153,8 +139,7 @@ def state_to_start_from(
 def _read_resume_checkpoint(
     path: Path, module: nn.Module, tokenizer: CharTokenizer | None, config: TrainConfig
 ) -> tuple[History, TrainState, CharTokenizer]:
-    """A checkpoint's History, TrainState and vocabulary; its weights are loaded into `module` only
-    once every check has passed."""
+    """A checkpoint's History, TrainState and vocabulary; `module` gets its weights once all checks pass."""
     payload = read_checkpoint(path)
     if payload.get("training_state") is None or payload.get("history") is None:
         raise CheckpointError(
@@ -198,8 +183,7 @@ def _check_max_iters(state: TrainState, config: TrainConfig, source: str, error:
 def _state_to_continue(
     module: nn.Module, history: History | None, config: TrainConfig, tokenizer: CharTokenizer | None,
 ) -> tuple[History, TrainState]:
-    """The History and TrainState to start from without a checkpoint, refused in the user's terms
-    where this model, config or vocabulary cannot continue it."""
+    """The History and TrainState to start from without a checkpoint, each check in the user's terms."""
     if history is None:
         if module in TRAINED_STEPS:
             warnings.warn(
@@ -211,7 +195,10 @@ def _state_to_continue(
             )
         torch.manual_seed(rank_seed(config.seed))  # dropout's stream, on a fresh run only
         return History(), TrainState(model_config=module.config.to_dict())  # Run.restore sets module_ref
-    state = TrainState.from_history(history, module)
+    state = history.run_state or TrainState(  # from_dict, a failed run: fresh optimizer and streams
+        iteration=history.iteration, train_seconds=history.train_seconds, best_iter=history.best_iter,
+        best_val_loss=history.best_val_loss, model_config=module.config.to_dict(),
+    )
     difference = describe_model_difference(state.model_config or {}, module.config.to_dict(), "history")
     if state.model_config is not None and difference:
         raise ValueError(difference)

@@ -50,11 +50,9 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
 @contextlib.contextmanager
 def tf32_matmuls(device: torch.device) -> Iterator[None]:
     """TF32 tensor-core matmuls on CUDA for the call (float32 accuracy is not needed), then restore."""
-    if device.type != "cuda":
-        yield
-        return
     previous = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("high")
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")
     try:
         yield
     finally:
@@ -88,9 +86,8 @@ class TrainStep:
         ]
 
     def load_optimizer_state(self, saved: dict[str, Any]) -> None:
-        """The saved moments and step counts, with this call's config: load_state_dict would bring
-        back the saved learning rate, weight decay and betas (and fused flag), and a continued run
-        uses the config it is given. With an unchanged config the values are the same ones."""
+        """The saved moments and step counts, with this call's config (load_state_dict alone would
+        bring back the saved learning rate, weight decay, betas and fused flag)."""
         self.optimizer.load_state_dict(saved)
         for group, settings in zip(self.optimizer.param_groups, self.group_settings):
             group.update(settings)

@@ -1,11 +1,5 @@
-"""train(): AdamW on random batches, fixed-window evaluations, interrupts, checkpoints, resume.
-
-train()'s loop is the notebook's hand-written loop (section 10): tests/test_hand_loop.py keeps
-the two side by side and bitwise equal. The books (state, History, checkpoints, the summary) are
-kept by `run.Run`; the processes of a distributed run by `distributed.Ranks`. What a run
-promises (continuing, final_val_loss, checks before the first step, non-finite losses) is
-README's "What a run does".
-"""
+"""train(): the notebook's hand-written loop (section 10; tests/test_hand_loop.py keeps the two
+bitwise equal), its books kept by `run.Run`, its processes by `distributed.Ranks`."""
 
 from __future__ import annotations
 
