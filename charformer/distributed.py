@@ -26,15 +26,11 @@ from .errors import CheckpointError, RankFailedError
 # evaluation stream's offset (evaluate.EVAL_SEED_OFFSET), and rank 0 keeps the run's own seed.
 RANK_SEED_OFFSET = 2_000_003
 
-# The torchrun variables that say this process is one rank of a launched group.
-LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
-
 # Errors that a refusal before the first step raises on every rank, with the same words.
 SAME_ON_EVERY_RANK = {error.__name__: error for error in (CheckpointError, ValueError)}
 
 
 def is_distributed() -> bool:
-    """True inside an initialised torch.distributed process group."""
     return dist.is_available() and dist.is_initialized()
 
 
@@ -58,7 +54,8 @@ def rank_seed(seed: int, process_rank: int | None = None) -> int:
 
 
 def launched_by_torchrun() -> bool:
-    return all(name in os.environ for name in LAUNCH_VARIABLES)
+    """Whether torchrun's variables say this process is one rank of a launched group."""
+    return all(name in os.environ for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
 
 
 @contextlib.contextmanager
@@ -193,7 +190,7 @@ class Ranks:
 
     def raise_if_interrupted(self, iteration: int, checkpoint: Any) -> None:
         """In a process group, Ctrl-C on any rank ends every rank with KeyboardInterrupt."""
-        if self.world_size == 1 or not self.interrupted():
+        if not self.interrupted_ranks:  # set by agreements, only in a process group
             return
         continue_with = f"; continue with resume_from={str(checkpoint)!r}" if checkpoint else ""
         ranks = self.interrupted_ranks

@@ -26,17 +26,14 @@ from .model import CharTransformer
 from .state import TRAINED_STEPS, state_to_start_from
 from .step import TrainStep
 
-# Integer dtypes train() takes token ids in; narrow ones stay narrow (widened a batch at a time).
-TOKEN_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
-
 # The end-of-run loss over the val split measures at most its first this many characters.
 FINAL_VAL_MAX_CHARS = 1_000_000
 
 
 def token_ids(name: str, data: Any, module: CharTransformer, device: torch.device) -> torch.Tensor:
-    """The token ids on `device`, checked; narrow dtypes stay narrow (torch's uint16/32/64 become int64)."""
+    """The token ids on `device`, checked; narrow dtypes stay narrow (widened a batch at a time)."""
     tensor = as_token_tensor(name, data)
-    if tensor.dtype not in TOKEN_DTYPES:
+    if tensor.dtype in (torch.uint16, torch.uint32, torch.uint64):  # few ops take these: int64
         tensor = tensor.long()
     block_size, vocab_size = module.config.block_size, module.config.vocab_size
     if len(tensor) < block_size + 1:

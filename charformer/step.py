@@ -80,17 +80,15 @@ class TrainStep:
             torch.compile(self.module, backend=COMPILE_BACKEND, dynamic=False) if compiled else self.module
         )
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-        # The hyperparameters of this config, as make_optimizer set them, per param group.
-        self.group_settings = [
-            {k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups
-        ]
 
     def load_optimizer_state(self, saved: dict[str, Any]) -> None:
         """The saved moments and step counts, with this call's config (load_state_dict alone would
         bring back the saved learning rate, weight decay, betas and fused flag)."""
+        settings = [{k: v for k, v in group.items() if k != "params"}  # this config's, per group
+                    for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(saved)
-        for group, settings in zip(self.optimizer.param_groups, self.group_settings):
-            group.update(settings)
+        for group, config_settings in zip(self.optimizer.param_groups, settings):
+            group.update(config_settings)
 
     def __call__(self, iteration: int, x: torch.Tensor, y: torch.Tensor) -> None:
         # Every step, even for a constant rate: a continued run may bring a new config.
