@@ -195,10 +195,13 @@ class Run:
                     if state.best_weights is not None else "")
         path = self.checkpoint_path
         if path is not None and is_main_process():
-            resumable = self._resumable_step(path)
-            if resumable is not None:
-                restored += (f"; {path} still holds the resumable run at step {resumable}: resume "
-                             "from it (resume_from=) with a lower learning_rate")
+            try:  # a missing or unreadable file holds no resumable run
+                saved = read_checkpoint(path).get("training_state")
+            except CheckpointError:
+                saved = None
+            if saved is not None:
+                restored += (f"; {path} still holds the resumable run at step {int(saved['iteration'])}: "
+                             "resume from it (resume_from=) with a lower learning_rate")
             elif restored:
                 try:
                     save_checkpoint(path, self.module, self.tokenizer, train_config=self.config,
@@ -211,15 +214,6 @@ class Run:
             f"(learning rate {self.config.learning_rate:g}){restored}",
             iteration=self.iteration, history=history,
         )
-
-    @staticmethod
-    def _resumable_step(path: Path) -> int | None:
-        """The step of the resumable checkpoint at `path`, None where there is none."""
-        try:  # a missing or unreadable file is not resumable either
-            saved = read_checkpoint(path).get("training_state")
-        except CheckpointError:
-            return None
-        return None if saved is None else int(saved["iteration"])
 
     def finish(self, interrupted: bool, step: TrainStep) -> None:
         """Keep the best weights (if asked), measure the whole val split, report, checkpoint."""

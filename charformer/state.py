@@ -187,10 +187,9 @@ def _state_to_continue(
     if history is None:
         if module in TRAINED_STEPS:
             warnings.warn(
-                f"this model was already trained for {TRAINED_STEPS[module]} steps in this "
-                "process; training continues from its weights with a fresh optimizer and "
-                "learning-rate schedule. Pass history= to continue that run exactly, or build a "
-                "new model to start over.",
+                f"this model was already trained for {TRAINED_STEPS[module]} steps in this process; this "
+                "run goes on from its weights with a fresh optimizer and schedule. Pass history= to "
+                "continue that run exactly, or build a new model to start over.",
                 UserWarning, stacklevel=4,
             )
         torch.manual_seed(rank_seed(config.seed))  # dropout's stream, on a fresh run only
