@@ -17,6 +17,9 @@ import sys
 import pytest
 import torch
 
+import charformer as cf
+from benchmarks.under_load import busy_processes
+from charformer.cores import free_cores, machine_cores, others_running, using_threads
 from charformer.threads import ThreadChoice, available_cores, thread_count
 
 from .conftest import REPO
@@ -61,10 +64,58 @@ def test_one_thread_while_another_process_takes_a_core_then_all_cores_again(caps
     assert calm[-1] == 2 and "training with 2" in capsys.readouterr().out
 
 
-def test_no_trial_in_the_first_100_steps() -> None:
-    # Short runs (the notebook's 100-step loop beside cf.train, the tests' exact replays) keep
-    # their count whatever the load.
-    assert windows(two_core_choice(), BUSY, count=5)[:3] == [2, 2, 2]
+def test_threads_waiting_in_the_first_window_already_bring_a_trial(capsys) -> None:
+    # Beside two busy processes a 2-thread step took 1.7 s: the first window is TRIAL steps (or
+    # SECONDS), so a run that starts at all cores, and then waits for them, tries 1 thread at once.
+    assert windows(two_core_choice(), BUSY, count=3) == [1, 1, 1]
+    assert "at step 0, its threads waited 1.66 s" in capsys.readouterr().out
+
+
+@pytest.fixture
+def two_busy_processes(monkeypatch):
+    """Two CPU-bound processes beside this one for the test, and this process free to use every core."""
+    if machine_cores() < 2 or not os.path.exists("/proc/stat"):
+        pytest.skip("needs Linux and at least 2 cores")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    with busy_processes(2, "python", limit=60), using_threads(machine_cores()):
+        yield
+
+
+def test_other_processes_running_are_counted_and_their_cores_left_to_them(two_busy_processes) -> None:
+    assert others_running() >= 2
+    assert free_cores() <= max(1, machine_cores() - 2)
+
+
+def test_a_run_started_beside_busy_processes_starts_at_the_free_cores(two_busy_processes, capsys) -> None:
+    choice = ThreadChoice()
+    assert choice.threads <= max(1, machine_cores() - 2) < choice.counts[-1] == machine_cores()
+    assert "other processes are running: training with" in capsys.readouterr().out
+    with choice:
+        assert torch.get_num_threads() == choice.threads
+    assert torch.get_num_threads() == machine_cores()
+
+
+def test_sampling_and_evaluation_use_the_free_cores_and_put_the_count_back(two_busy_processes, splits) -> None:
+    torch.manual_seed(0)
+    model = cf.CharTransformer(cf.ModelConfig(vocab_size=65, n_layer=1, n_embd=32))
+    seen: list[int] = []
+    model.head.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    idx = torch.zeros((1, 1), dtype=torch.long)
+    model.generate(idx, 5)
+    tokens = model.stream(idx, 5)
+    for _ in tokens:
+        assert torch.get_num_threads() == machine_cores()  # between tokens: the caller's count
+    cf.whole_split_loss(model, splits[1][:2000])
+    assert len(seen) >= 11 and max(seen) <= max(1, machine_cores() - 2)
+    assert torch.get_num_threads() == machine_cores()
+
+
+def test_off_the_cpu_the_count_stays_where_it_is() -> None:
+    # There a step's time is its launch time, not its run time: a trial would decide on nothing.
+    for device in ("cuda", torch.device("meta")):
+        assert ThreadChoice(device=device).fixed == torch.get_num_threads()
+    assert ThreadChoice(device="cpu").fixed == (1 if ThreadChoice().counts == [1] else None)
 
 
 def test_an_explicit_count_never_moves_and_is_restored() -> None:
