@@ -65,10 +65,11 @@ class ThreadChoice:
     """Training's thread count: `num_threads` if given, else torch's, lowered while others take cores.
 
     Two threads on 2 cores lose badly once another process takes one (benchmarks/RESULTS.md). So it
-    starts at the cores other processes leave free, and when our threads waited for a core over
-    WAITING of a window of steps (the first TRIAL steps, then WINDOW, or SECONDS), or run below
-    torch's count, it tries TRIAL steps at the other count, keeps the faster and says so (then
-    every 4 x slower/faster windows). Off the CPU step times are asynchronous: the count stays.
+    starts at the cores other processes leave free; when its threads waited for a core over WAITING
+    of a window of steps (the first TRIAL steps, then WINDOW, or SECONDS), or run below torch's
+    count while cores are free again, it tries TRIAL steps at the other count, keeps the faster and
+    says so (then at most every 4 x slower/faster windows). Off the CPU step times are asynchronous:
+    the count stays.
     Set `num_threads` to reproduce digits on a busy machine.
     """
 
@@ -84,9 +85,7 @@ class ThreadChoice:
             print(f"threads: other processes are running: training with {self.threads} of "
                   f"{self.counts[-1]} cores, more when they free up")
         self.trying: tuple[int, float] | None = None  # the count and seconds a trial started from
-        # At all cores, a trial as soon as threads wait; started below them, no rush back.
-        self.windows, self.next_trial = 0, 1 if self.threads == self.counts[-1] else 4
-        self.steps, self.why = 0, ""
+        self.windows, self.next_trial, self.steps, self.why = 0, 1, 0, ""
 
     def __enter__(self) -> ThreadChoice:
         self.previous = torch.get_num_threads()
@@ -103,10 +102,12 @@ class ThreadChoice:
         due = len(self.samples) >= (self.TRIAL if self.trying or not self.windows else self.WINDOW)
         if self.fixed is None and (due or len(self.samples) >= 2 and sum(self.samples) > self.SECONDS):
             waiting = (seconds_waiting() - self.waited) / sum(self.samples)
-            self._use(self.record(statistics.median(self.samples), waiting))
+            free = free_cores() if self.threads < self.counts[-1] else self.threads
+            self._use(self.record(statistics.median(self.samples), waiting, free))
 
-    def record(self, seconds: float, waiting: float) -> int:
-        """The count to train at next, after a window of median step `seconds`, `waiting` for a core."""
+    def record(self, seconds: float, waiting: float, free: int) -> int:
+        """The count to train at next, after a window of median step `seconds`, `waiting` for a core,
+        with `free` cores that other processes leave (more threads are tried only then)."""
         self.windows += 1
         if self.trying is not None:  # the trial's window, at the other count
             (before, before_seconds), self.trying = self.trying, None
@@ -116,12 +117,13 @@ class ThreadChoice:
                       f"{self.threads} thread(s) {seconds * 1000:.1f} ms per step; training with {chosen}")
             self.next_trial = self.windows + round(4 * max(seconds, before_seconds) / min(seconds, before_seconds))
             return chosen
-        self.why = (f"its threads waited {waiting:.2f} s a second for a core" if waiting > self.WAITING else
-                    "more threads again?" if self.threads < self.counts[-1] else "")
+        at_all_cores = self.threads == self.counts[-1]
+        self.why = (f"its threads waited {waiting:.2f} s a second for a core" if at_all_cores and waiting > self.WAITING
+                    else "cores are free again" if not at_all_cores and free > self.threads else "")
         if self.windows < self.next_trial or not self.why:
             return self.threads
         self.trying = (self.threads, seconds)
-        return self.counts[0] if self.threads == self.counts[-1] else self.counts[-1]
+        return self.counts[0] if at_all_cores else self.counts[-1]
 
     def _use(self, threads: int) -> None:
         self.threads, self.samples, self.clock, self.waited = threads, [], time.perf_counter(), seconds_waiting()
