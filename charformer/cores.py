@@ -1,9 +1,5 @@
-"""How many CPU cores this process may use now: its share of the machine, less what others take.
-
-Two threads on 2 cores collapse once another process holds one of them (each step waits on the
-slower thread: benchmarks/RESULTS.md, "Under load"), so sampling and evaluation look before they
-start, and training (`threads.ThreadChoice`) also measures as it goes.
-"""
+"""How many CPU cores this process may use now: its share of the machine, less what others take
+(two threads on 2 cores collapse once another process holds one: benchmarks/RESULTS.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import statistics
 import time
@@ -10,15 +9,10 @@ import time
 import torch
 
 from .config import ModelConfig, TrainConfig
-from .cores import available_cores, free_cores, seconds_waiting
+from .cores import available_cores, free_cores, seconds_waiting, using_threads
 from .data import get_batch
 from .model import CharTransformer
 from .step import TrainStep
-
-
-def thread_count(num_threads: int | None) -> contextlib.AbstractContextManager:
-    """Set torch's intra-op thread count for the call (None: leave it), then restore it."""
-    return ThreadChoice(num_threads) if num_threads is not None else contextlib.nullcontext()
 
 
 def measure_threads(model_config: ModelConfig, train_config: TrainConfig, train_data: torch.Tensor,
@@ -35,7 +29,7 @@ def measure_threads(model_config: ModelConfig, train_config: TrainConfig, train_
         step(0, *batches[0])  # warm-up: first-call allocations
         for _ in range(rounds):
             for threads in best:
-                with thread_count(threads):
+                with using_threads(threads):
                     start = time.perf_counter()
                     for iteration, (x, y) in enumerate(batches):
                         step(iteration, x, y)

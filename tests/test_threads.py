@@ -20,7 +20,7 @@ import torch
 import charformer as cf
 from benchmarks.under_load import busy_processes
 from charformer.cores import free_cores, machine_cores, others_running, using_threads
-from charformer.threads import ThreadChoice, available_cores, thread_count
+from charformer.threads import ThreadChoice, available_cores
 
 from .conftest import REPO
 
@@ -128,8 +128,6 @@ def test_an_explicit_count_never_moves_and_is_restored() -> None:
             choice.after_step()
             assert torch.get_num_threads() == explicit
     assert torch.get_num_threads() == before
-    with thread_count(None):
-        assert torch.get_num_threads() == before
 
 
 def test_each_process_counts_its_share_of_the_cores(monkeypatch) -> None:
@@ -139,10 +137,10 @@ def test_each_process_counts_its_share_of_the_cores(monkeypatch) -> None:
     assert available_cores() == cores
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores))  # torchrun, one process per core
     assert available_cores() == 1
-    with thread_count(cores):
+    with using_threads(cores):
         assert ThreadChoice().fixed == 1  # one core: nothing to choose, train at 1
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
-    with thread_count(1):  # a count the process set itself is the most it uses
+    with using_threads(1):  # a count the process set itself is the most it uses
         assert ThreadChoice().fixed == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert available_cores() == 1
