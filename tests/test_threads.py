@@ -112,6 +112,13 @@ def test_sampling_and_evaluation_use_the_free_cores_and_put_the_count_back(two_b
     assert torch.get_num_threads() == machine_cores()
 
 
+def test_choose_num_threads_does_not_time_the_other_processes(two_busy_processes, splits, capsys) -> None:
+    config = cf.TrainConfig(batch_size=8)
+    model_config = cf.ModelConfig(vocab_size=65, n_layer=1, n_embd=32)
+    assert cf.choose_num_threads(model_config, config, splits[0], torch.device("cpu")) is config
+    assert "ms" not in capsys.readouterr().out  # train's ThreadChoice says what it does
+
+
 def test_off_the_cpu_the_count_stays_where_it_is() -> None:
     # There a step's time is its launch time, not its run time: a trial would decide on nothing.
     for device in ("cuda", torch.device("meta")):
