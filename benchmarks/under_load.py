@@ -2,9 +2,9 @@
 
 Issue 26: on a 2-core machine two threads collapse when another process takes a core. For each
 load (its busy processes started here and killed at the end, each with a hard time limit) this
-times the notebook's default model at the default choice (charformer.threads.ThreadChoice, from
-the count chosen on the quiet machine, as when the load arrives after a run began) and at a fixed
-1 and all-core count, one after the other in this process. The machine is shared, so read the
+times the notebook's default model at the default choice (charformer.threads.ThreadChoice, made
+beside the load as when a run starts under it, and made before the load as when the load comes
+mid-run) and at a fixed 1 and all-core count, one after the other in this process. The machine is shared, so read the
 ratios to each row's quiet figure, not the milliseconds. `--quick` runs a few steps (a smoke test).
 """
 
@@ -50,19 +50,18 @@ def busy_processes(count: int, kind: str, limit: float) -> Iterator[None]:
             process.wait()
 
 
-def step_times(train: torch.Tensor, vocab_size: int, variant: int | None, start_threads: int,
-               steps: int, seconds: float) -> list[float]:
-    """Seconds of each training step, at `variant` threads (None: the default choice) from a
-    fresh default model, stopping early after `seconds`."""
+def step_times(train: torch.Tensor, vocab_size: int, threads: ThreadChoice, steps: int,
+               seconds: float) -> list[float]:
+    """Seconds of each training step under `threads` from a fresh default model, stopping early
+    after `seconds`."""
     model_config = notebook_default_config(vocab_size)
     train_config = notebook_default_train(steps)
     torch.manual_seed(train_config.seed)
     step = TrainStep(cf.CharTransformer(model_config), train_config, torch.device("cpu"))
     generator = torch.Generator().manual_seed(train_config.seed)
-    torch.set_num_threads(start_threads)  # what choose_num_threads measured before the load
     times: list[float] = []
     started = time.perf_counter()
-    with ThreadChoice(variant) as threads:
+    with threads:
         for iteration in range(steps):
             x, y = cf.get_batch(train, train_config.batch_size, model_config.block_size, generator=generator)
             before = time.perf_counter()
@@ -100,26 +99,30 @@ def main(argv: list[str] | None = None) -> None:
         default = cf.choose_num_threads(notebook_default_config(tokenizer.vocab_size), notebook_default_train(steps),
                                         train, torch.device("cpu")).num_threads
     start = args.start_threads or torch.get_num_threads()
-    variants: dict[str, int | None] = {"default": default, "1 thread": 1, f"{cores} threads": cores}
+    late = "default, load came later"  # made before the busy processes start, as when they come mid-run
+    variants: dict[str, int | None] = {"default": default, late: default, "1 thread": 1, f"{cores} threads": cores}
     results: dict[str, Any] = {"cores": cores, "busy": args.busy, "start_threads": start, "rows": {}}
     for name in variants:
         results["rows"][name] = {}
     for busy in loads:
+        torch.set_num_threads(start)  # what choose_num_threads measured on the quiet machine
+        came_later = ThreadChoice(default)
         with busy_processes(busy, args.busy, limit=len(variants) * seconds + 60):
             for name, threads in variants.items():
-                row = summary(step_times(train, tokenizer.vocab_size, threads, start, steps, seconds))
+                choice = came_later if name == late else ThreadChoice(threads)
+                row = summary(step_times(train, tokenizer.vocab_size, choice, steps, seconds))
                 results["rows"][name][busy] = row
                 print(f"  {name} +{busy} busy: {row['settled_ms']:.1f} ms/step settled, {row['mean_ms']:.1f} mean "
                       f"over {row['steps']} steps", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(f"\nms per training step, default model, {cores} cores, busy processes: {args.busy}; "
           "settled (median of the last half) / mean of all steps; x: settled over the same row's quiet")
-    print(f"{'':10}" + "".join(f"{'quiet' if busy == 0 else f'+{busy} busy':>24}" for busy in loads))
+    print(f"{'':26}" + "".join(f"{'quiet' if busy == 0 else f'+{busy} busy':>24}" for busy in loads))
     for name, row in results["rows"].items():
         quiet = row[0]["settled_ms"]
         cells = [f"{r['settled_ms']:6.1f} / {r['mean_ms']:6.1f}" + (f" {r['settled_ms'] / quiet:4.2f}x" if busy else "      ")
                  for busy, r in row.items()]
-        print(f"{name:10}" + "".join(f"{cell:>24}" for cell in cells))
+        print(f"{name:26}" + "".join(f"{cell:>24}" for cell in cells))
     if args.json:
         with open(args.json, "w") as file:
             json.dump(results, file, indent=2)

@@ -39,7 +39,7 @@ from .presets import (
     settings_table,
 )
 from .runs import compare_runs, new_run, new_run_path, runs_table
-from .threads import choose_num_threads, measure_threads
+from .threads import ThreadChoice, choose_num_threads, measure_threads
 from .step import learning_rate_at
 from .train import train
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import as_int, as_token_tensor
+from .cores import threads_now, using_threads
 from .data import gather_windows, too_short_message
 from .modes import inference_context, switched_mode
 
@@ -42,8 +43,9 @@ def draw_eval_starts(
 
 @contextlib.contextmanager
 def evaluation_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode (no dropout) and inference mode, then the previous mode back."""
-    with switched_mode(model, False), inference_context(next(model.parameters()).device):
+    """Eval mode (no dropout), inference mode and the free cores' threads, then the previous ones back."""
+    device = next(model.parameters()).device
+    with switched_mode(model, False), inference_context(device), using_threads(threads_now(device)):
         yield
 
 

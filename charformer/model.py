@@ -11,6 +11,7 @@ from torch import nn
 
 from .checks import as_int, as_real, check_token_dtype
 from .config import ModelConfig
+from .cores import threads_now, using_threads
 from .modes import eval_flags, inference_context, switched_mode
 
 
@@ -227,11 +228,11 @@ class CharTransformer(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Extend `idx` (B, T) by `max_new_tokens` sampled tokens (temperature 0: greedy), in eval and
-        inference mode (the previous mode is restored)."""
+        inference mode, on the cores free as it starts (the previous mode and count are restored)."""
         idx, max_new_tokens, temperature, top_k = self._sampling_arguments(
             idx, max_new_tokens, temperature, top_k
         )
-        with switched_mode(self, False), inference_context(idx.device):
+        with switched_mode(self, False), inference_context(idx.device), using_threads(threads_now(idx.device)):
             if idx.device.type == "xla":
                 out = self._generate_fixed_shape(idx, max_new_tokens, temperature, top_k, generator)
             else:  # one preallocated buffer; only the last position's logits at each step
@@ -250,8 +251,8 @@ class CharTransformer(nn.Module):
         generator: torch.Generator | None = None,
     ) -> Iterator[int]:
         """Each new token id of one sequence (`idx` (1, T)) as soon as it is sampled: the tokens
-        `generate` returns (both step with `_sample_at`). Eval and inference mode hold only while a
-        token is sampled, so between tokens the caller's modes are in force."""
+        `generate` returns (both step with `_sample_at`). Eval and inference mode (and the thread
+        count) hold only while a token is sampled, so between tokens the caller's are in force."""
         idx, max_new_tokens, temperature, top_k = self._sampling_arguments(
             idx, max_new_tokens, temperature, top_k
         )
@@ -266,9 +267,9 @@ class CharTransformer(nn.Module):
         top_k: int | None, generator: torch.Generator | None,
     ) -> Iterator[int]:
         out, T0 = self._buffer(idx, max_new_tokens), idx.size(1)
-        modules = list(self.modules())
+        modules, threads = list(self.modules()), threads_now(idx.device)  # the cores free as it starts
         for t in range(T0, T0 + max_new_tokens):
-            with eval_flags(modules), inference_context(idx.device):
+            with eval_flags(modules), inference_context(idx.device), using_threads(threads):
                 token = int(self._sample_at(out, t, temperature, top_k, generator))
             yield token  # outside both contexts: the caller's modes hold while it has the token
 

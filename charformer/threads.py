@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import glob
-import os
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from .config import ModelConfig, TrainConfig
+from .cores import available_cores, free_cores, seconds_waiting, using_threads
 from .data import get_batch
 from .model import CharTransformer
 from .step import TrainStep
-
-
-def thread_count(num_threads: int | None) -> contextlib.AbstractContextManager:
-    """Set torch's intra-op thread count for the call (None: leave it), then restore it."""
-    return ThreadChoice(num_threads) if num_threads is not None else contextlib.nullcontext()
-
-
-def available_cores() -> int:
-    """CPU cores this process may use: the affinity mask (where the OS has one), shared by torchrun's
-    processes on this machine, and no more than OMP_NUM_THREADS where that is set."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores // int(os.environ.get("LOCAL_WORLD_SIZE") or 1), int(os.environ.get("OMP_NUM_THREADS") or cores)))
 
 
 def measure_threads(model_config: ModelConfig, train_config: TrainConfig, train_data: torch.Tensor,
@@ -44,7 +29,7 @@ def measure_threads(model_config: ModelConfig, train_config: TrainConfig, train_
         step(0, *batches[0])  # warm-up: first-call allocations
         for _ in range(rounds):
             for threads in best:
-                with thread_count(threads):
+                with using_threads(threads):
                     start = time.perf_counter()
                     for iteration, (x, y) in enumerate(batches):
                         step(iteration, x, y)
@@ -61,6 +46,8 @@ def choose_num_threads(model_config: ModelConfig, train_config: TrainConfig,
         return train_config
     if device.type != "cpu" or available_cores() == 1:
         return train_config
+    if free_cores() < available_cores():  # timing now would time the others; train's ThreadChoice says so
+        return train_config
     timings = measure_threads(model_config, train_config, train_data)
     chosen = min(timings, key=timings.__getitem__)
     measured = ", ".join(f"{threads} thread(s) {seconds * 1000:.1f} ms" for threads, seconds in timings.items())
@@ -68,30 +55,31 @@ def choose_num_threads(model_config: ModelConfig, train_config: TrainConfig,
     return dataclasses.replace(train_config, num_threads=1) if chosen == 1 else train_config
 
 
-def _seconds_waiting() -> float:
-    """Seconds this process's threads have waited, runnable, for a core (Linux's schedstat; else 0)."""
-    with contextlib.suppress(OSError, ValueError, IndexError):  # a thread may end while it is read
-        return sum(int(Path(path).read_text().split()[1]) for path in glob.glob("/proc/self/task/*/schedstat")) / 1e9
-    return 0.0
-
-
 class ThreadChoice:
     """Training's thread count: `num_threads` if given, else torch's, lowered while others take cores.
 
-    Two threads on 2 cores lose badly once another process takes one (benchmarks/RESULTS.md). So when
-    our threads waited for a core over WAITING of a WINDOW of steps (or SECONDS), or run below torch's
-    count, it tries TRIAL steps at the other count, keeps the faster and says so (from the 4th window,
-    then every 4 x slower/faster windows). Set `num_threads` to reproduce digits on a busy machine.
+    Two threads on 2 cores lose badly once another process takes one (benchmarks/RESULTS.md). So it
+    starts at the cores other processes leave free; when its threads waited for a core over WAITING
+    of a window of steps (the first TRIAL steps, then WINDOW, or SECONDS), or run below torch's
+    count while cores are free again, it tries TRIAL steps at the other count, keeps the faster and
+    says so (then at most every 4 x slower/faster windows). Off the CPU step times are asynchronous:
+    the count stays.
+    Set `num_threads` to reproduce digits on a busy machine.
     """
 
-    WINDOW, SECONDS, TRIAL, WAITING = 25, 2.0, 5, 0.25
+    WINDOW, SECONDS, TRIAL, WAITING = 25, 1.0, 5, 0.25
 
-    def __init__(self, num_threads: int | None = None, cores: int | None = None) -> None:
+    def __init__(self, num_threads: int | None = None, cores: int | None = None,
+                 device: torch.device | str | None = None) -> None:
         self.counts = sorted({1, min(torch.get_num_threads(), cores or available_cores())})
-        self.fixed = num_threads or (1 if self.counts == [1] else None)
-        self.threads = self.fixed or self.counts[-1]
+        off_cpu = device is not None and torch.device(device).type != "cpu"
+        self.fixed = num_threads or (torch.get_num_threads() if off_cpu else 1 if self.counts == [1] else None)
+        self.threads = self.fixed or min(self.counts[-1], free_cores())
+        if self.threads < self.counts[-1]:
+            print(f"threads: other processes are running: training with {self.threads} of "
+                  f"{self.counts[-1]} cores, more when they free up")
         self.trying: tuple[int, float] | None = None  # the count and seconds a trial started from
-        self.windows, self.next_trial, self.steps, self.why = 0, 4, 0, ""
+        self.windows, self.next_trial, self.steps, self.why = 0, 1, 0, ""
 
     def __enter__(self) -> ThreadChoice:
         self.previous = torch.get_num_threads()
@@ -105,13 +93,15 @@ class ThreadChoice:
         """Call after each training step."""
         self.steps, now = self.steps + 1, time.perf_counter()
         self.samples, self.clock = self.samples + [now - self.clock], now
-        due = len(self.samples) >= (self.TRIAL if self.trying else self.WINDOW)
-        if self.fixed is None and (due or len(self.samples) >= 3 and sum(self.samples) > self.SECONDS):
-            waiting = (_seconds_waiting() - self.waited) / sum(self.samples)
-            self._use(self.record(statistics.median(self.samples), waiting))
+        due = len(self.samples) >= (self.TRIAL if self.trying or not self.windows else self.WINDOW)
+        if self.fixed is None and (due or len(self.samples) >= 2 and sum(self.samples) > self.SECONDS):
+            waiting = (seconds_waiting() - self.waited) / sum(self.samples)
+            free = free_cores() if self.threads < self.counts[-1] else self.threads
+            self._use(self.record(statistics.median(self.samples), waiting, free))
 
-    def record(self, seconds: float, waiting: float) -> int:
-        """The count to train at next, after a window of median step `seconds`, `waiting` for a core."""
+    def record(self, seconds: float, waiting: float, free: int) -> int:
+        """The count to train at next, after a window of median step `seconds`, `waiting` for a core,
+        with `free` cores that other processes leave (more threads are tried only then)."""
         self.windows += 1
         if self.trying is not None:  # the trial's window, at the other count
             (before, before_seconds), self.trying = self.trying, None
@@ -121,13 +111,14 @@ class ThreadChoice:
                       f"{self.threads} thread(s) {seconds * 1000:.1f} ms per step; training with {chosen}")
             self.next_trial = self.windows + round(4 * max(seconds, before_seconds) / min(seconds, before_seconds))
             return chosen
-        self.why = (f"its threads waited {waiting:.2f} s a second for a core" if waiting > self.WAITING else
-                    "more threads again?" if self.threads < self.counts[-1] else "")
+        at_all_cores = self.threads == self.counts[-1]
+        self.why = (f"its threads waited {waiting:.2f} s a second for a core" if at_all_cores and waiting > self.WAITING
+                    else "cores are free again" if not at_all_cores and free > self.threads else "")
         if self.windows < self.next_trial or not self.why:
             return self.threads
         self.trying = (self.threads, seconds)
-        return self.counts[0] if self.threads == self.counts[-1] else self.counts[-1]
+        return self.counts[0] if at_all_cores else self.counts[-1]
 
     def _use(self, threads: int) -> None:
-        self.threads, self.samples, self.clock, self.waited = threads, [], time.perf_counter(), _seconds_waiting()
+        self.threads, self.samples, self.clock, self.waited = threads, [], time.perf_counter(), seconds_waiting()
         torch.set_num_threads(threads)

@@ -47,7 +47,7 @@ def train(
                               resume_from, on_evaluation)
     device = torch.device(device) if device is not None else next(module.parameters()).device
     module.to(device)
-    with Ranks() as ranks, ThreadChoice(config.num_threads) as threads, tf32_matmuls(device):
+    with Ranks() as ranks, ThreadChoice(config.num_threads, device=device) as threads, tf32_matmuls(device):
         run = Run(module, config, device, ranks, train_data, val_data, history=history,
                   tokenizer=tokenizer, resume_from=resume_from, checkpoint_path=checkpoint_path,
                   checkpoint_every=checkpoint_every, on_evaluation=on_evaluation)

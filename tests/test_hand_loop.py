@@ -2,8 +2,8 @@
 
 `hand_written_loop` is the loop the notebook shows (section "The loop in view"); keep the two
 the same. It matches `cf.train(..., TrainConfig(keep_best=False))` bit for bit on the CPU because
-it does what train does, in the same order: run under train's thread count (`num_threads`,
-when set: a matmul's sums are split, and rounded, by it), re-seed torch's global stream (dropout's) with
+it does what train does, in the same order: run under train's thread count (`ThreadChoice`:
+`num_threads` when set; a matmul's sums are split, and rounded, by it), re-seed torch's global stream (dropout's) with
 `config.seed`, draw batches from a generator seeded with `config.seed` (train's evaluations use
 fixed windows from their own generator, so they take nothing from either stream), set each
 group's rate from `learning_rate_at` before the step, zero the gradients, backward, clip when
@@ -32,8 +32,6 @@ from .conftest import REPO, tiny_config
 def hand_written_loop(model: cf.CharTransformer, train_data: torch.Tensor, config: cf.TrainConfig) -> None:
     """Train `model` for `config.max_iters` steps exactly as `cf.train` does, minus evaluations."""
     block_size = model.config.block_size
-    if config.num_threads is not None:
-        torch.set_num_threads(config.num_threads)  # train's thread count: sums round by it
     torch.manual_seed(config.seed)  # dropout's random stream, seeded as train seeds it
     batches = torch.Generator().manual_seed(config.seed)  # the batch stream, likewise
     params = list(model.parameters())
@@ -45,16 +43,18 @@ def hand_written_loop(model: cf.CharTransformer, train_data: torch.Tensor, confi
         groups, lr=config.learning_rate, betas=(config.beta1, config.beta2), fused=True
     )
     model.train()
-    for step in range(config.max_iters):
-        for group in optimizer.param_groups:  # warmup, then cosine decay to min_lr
-            group["lr"] = cf.learning_rate_at(step, config)
-        x, y = cf.get_batch(train_data, config.batch_size, block_size, generator=batches)  # (B, T) each
-        logits, loss = model(x, y)  # (B, T, vocab_size), mean cross-entropy
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
+    with cf.ThreadChoice(config.num_threads) as threads:  # train's thread count: sums round by it
+        for step in range(config.max_iters):
+            for group in optimizer.param_groups:  # warmup, then cosine decay to min_lr
+                group["lr"] = cf.learning_rate_at(step, config)
+            x, y = cf.get_batch(train_data, config.batch_size, block_size, generator=batches)  # (B, T) each
+            logits, loss = model(x, y)  # (B, T, vocab_size), mean cross-entropy
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            threads.after_step()
 
 
 def _fresh_model(config: cf.ModelConfig, seed: int) -> cf.CharTransformer:

@@ -14,6 +14,7 @@ import torch
 from matplotlib.figure import Figure
 
 import charformer as cf
+from charformer.cores import available_cores, free_cores
 
 from .conftest import tiny_model
 
@@ -156,6 +157,8 @@ def test_plot_losses_marks_the_best_evaluation(splits) -> None:
 
 def test_thread_count_is_measured_unless_given(splits, capsys, monkeypatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS")  # the tests' 1 thread (conftest) would leave nothing to measure
+    if free_cores() < available_cores():  # tests/test_threads.py: then nothing is measured
+        pytest.skip("other processes are running on this machine's cores now")
     train, _ = splits
     model_config = tiny_model().config
     config = cf.TrainConfig(batch_size=8)
