@@ -30,10 +30,8 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
 
 
 def _is_loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host or "").is_loopback
+        return host == "localhost" or ipaddress.ip_address(host or "").is_loopback
     except ValueError:
         return False
 
@@ -59,8 +57,7 @@ class _Retryable(Exception):
 
 
 def _fetch_once(url: str, part: Path, timeout: float, session: requests.Session, allow_http: bool) -> str:
-    """Stream `url` into `part`, following redirects one checked hop at a time; return the hex
-    SHA-256 of what was written. Only a 200 answer with a body is the file."""
+    """Stream `url` into `part`, each redirect checked before it is followed; the SHA-256 written."""
     digest = hashlib.sha256()
     current = url
     try:
