@@ -34,14 +34,11 @@ def _torch_xla_installed() -> bool:
 
 
 def _tpu_present() -> bool:
-    """True only when torch_xla is installed and its runtime reports a TPU."""
-    if not _torch_xla_installed():
-        return False
     try:
         import torch_xla.runtime as xr
 
         return str(xr.device_type()).upper() == "TPU"
-    except Exception:  # a broken or mismatched torch_xla install is "no TPU", not a crash
+    except Exception:  # torch_xla not installed, or broken or mismatched: "no TPU", not a crash
         return False
 
 

@@ -85,29 +85,18 @@ def _run_labels(paths: list[str | os.PathLike[str]]) -> list[str]:
 
 def _same_run(labels: dict[str, str]) -> Callable[[Any, Any], bool]:
     """The run dropdown's equality: a run is chosen by its path (as str or Path) or its label."""
-
-    def same(option: Any, proposed: Any) -> bool:
-        if option == proposed:
-            return True
-        if not isinstance(proposed, (str, os.PathLike)):
-            return False
-        return str(proposed) in (str(option), labels.get(str(option)))
-
-    return same
+    return lambda option, proposed: isinstance(proposed, (str, os.PathLike)) and (
+        str(proposed) in (str(option), labels.get(str(option))))
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 class SamplingPlayground(_Box):
-    """Sample from the notebook's model, or any saved run, with sliders, and watch the text appear.
-
-    Generate streams while the kernel stays free, so Stop works mid-way; `generate()` returns the
-    text `model.generate` gives for the same controls. A folder as `runs` is listed again on each
-    Generate (ipywidgets says nothing when a dropdown opens: jupyter-widgets/ipywidgets#3177).
-    """
+    """Sample from the notebook's model, or a saved run, and watch the text appear; Stop works mid-way.
+    A folder as `runs` is listed again on each Generate (ipywidgets says nothing when a dropdown
+    opens: jupyter-widgets/ipywidgets#3177); `generate()` gives what `model.generate` gives."""
 
     def __init__(self, model: CharTransformer, tokenizer: CharTokenizer, *, runs: Runs = None) -> None:
         if widgets is None:
@@ -203,8 +192,7 @@ class SamplingPlayground(_Box):
             await asyncio.sleep(0)  # the kernel handles Stop, other widgets and cells here
 
     def _written(self, prompt: str, chars: list[str], tokens: Iterator[int]) -> Iterator[None]:
-        """Write the prompt and each token's character into the view (redrawn at most
-        REDRAWS_PER_SECOND), yielding after each character."""
+        """Write the prompt, then each token's character, into the view; yield after each character."""
         self._running = True
         self._show_error("")
         self.stop_button.disabled = False
@@ -233,8 +221,7 @@ class SamplingPlayground(_Box):
             self.stop_button.disabled = True
 
     def _request(self) -> tuple[str, list[str], Iterator[int]] | None:
-        """The prompt, vocabulary and token stream the controls ask for, read once when a generation
-        starts; None with the reason shown in `error`."""
+        """The prompt, vocabulary and token stream the controls ask for; None, saying why in `error`."""
         if self.generating:
             self._show_error(BUSY)
             return None

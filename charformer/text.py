@@ -41,8 +41,7 @@ def decode_text(raw: bytes, name: str, fix: str | None = None) -> str:
             f"{name} is not UTF-8 text: the byte at offset {error.start} (0-based) is "
             f"0x{raw[error.start]:02x} ({error.reason}); {fix or 'save it as UTF-8 and try again'}"
         ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     if "\r" in text:  # a scan, not a copy, when there is nothing to replace (the common case)
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text:
