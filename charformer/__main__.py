@@ -135,7 +135,6 @@ def sample_command(args: argparse.Namespace) -> None:
         raise ValueError("--prompt must hold at least one character")
     if args.top_k is not None and args.top_k < 0:
         raise ValueError(f"--top-k must be >= 0 (0: off), got {args.top_k}")
-    top_k = args.top_k or None  # 0 means off
     checkpoint = cf.load_checkpoint(args.checkpoint, device=cf.pick_device(args.device))
     tokenizer, model = checkpoint.tokenizer, checkpoint.model
     if args.prompt is None:
@@ -147,7 +146,7 @@ def sample_command(args: argparse.Namespace) -> None:
     device = next(model.parameters()).device
     idx = torch.tensor([prompt], dtype=torch.long, device=device)
     generator = torch.Generator().manual_seed(args.seed)
-    out = model.generate(idx, args.chars, temperature=args.temperature, top_k=top_k,
+    out = model.generate(idx, args.chars, temperature=args.temperature, top_k=args.top_k or None,  # 0: off
                          generator=generator)
     new_text = tokenizer.decode(out[0, len(prompt):].tolist())
     sys.stdout.write(args.prompt + new_text + "\n")

@@ -8,7 +8,7 @@ import html
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Union
 
@@ -83,12 +83,6 @@ def _run_labels(paths: list[str | os.PathLike[str]]) -> list[str]:
     return [label(own) for own in parts]
 
 
-def _same_run(labels: dict[str, str]) -> Callable[[Any, Any], bool]:
-    """The run dropdown's equality: a run is chosen by its path (as str or Path) or its label."""
-    return lambda option, proposed: isinstance(proposed, (str, os.PathLike)) and (
-        str(proposed) in (str(option), labels.get(str(option))))
-
-
 def _one_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
@@ -104,10 +98,9 @@ class SamplingPlayground(_Box):
                 "cf.SamplingPlayground needs the ipywidgets package, which is not installed: "
                 "pip install ipywidgets"
             )
-        module = unwrap_model(model)
-        check_tokenizer_fits(tokenizer, module)
+        self.model = unwrap_model(model)
+        check_tokenizer_fits(tokenizer, self.model)
         self._runs_folder, run_paths = _checked_runs(runs)
-        self.model = module
         self.tokenizer = tokenizer
         self._loaded: dict[str, tuple[CharTransformer, CharTokenizer]] = {}
         self._text = ""
@@ -199,9 +192,8 @@ class SamplingPlayground(_Box):
         written = [prompt]
         last_redraw = -float("inf")
         try:
-            while not self._stop_requested:
-                token = next(tokens, None)
-                if token is None:
+            for token in tokens:
+                if self._stop_requested:
                     break
                 written.append(chars[token])
                 now = time.monotonic()
@@ -239,10 +231,9 @@ class SamplingPlayground(_Box):
         if message:
             self._show_error(message)
             return None
-        top_k = int(self.top_k.value)
         idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=next(model.parameters()).device)
         tokens = model.stream(idx, int(self.chars.value), temperature=float(self.temperature.value),
-                              top_k=top_k if top_k > 0 else None, generator=torch.Generator().manual_seed(seed))
+                              top_k=int(self.top_k.value) or None, generator=torch.Generator().manual_seed(seed))
         return prompt, tokenizer.chars, tokens
 
     def _chosen_run(self) -> tuple[CharTransformer, CharTokenizer] | None:
@@ -252,9 +243,8 @@ class SamplingPlayground(_Box):
             return self.model, self.tokenizer
         key = str(path)
         if key not in self._loaded:
-            device = next(self.model.parameters()).device
             try:
-                checkpoint = load_checkpoint(path, device=device)
+                checkpoint = load_checkpoint(path, device=next(self.model.parameters()).device)
             except (CharformerError, OSError, RuntimeError, ValueError) as error:
                 self._show_error(f"could not load run {self.run.label}: {_one_line(error)}")
                 return None
@@ -269,9 +259,11 @@ class SamplingPlayground(_Box):
         if [Path(path) for path in paths] == [Path(path) for _label, path in self.run.options[1:]]:
             return
         labels = _run_labels(paths)
+        label_of = {str(path): label for path, label in zip(paths, labels)}
         self._listing = True  # new options pass the value through the first option: not a choice
-        try:
-            self.run.equals = _same_run({str(path): label for path, label in zip(paths, labels)})
+        try:  # the dropdown's equality: a run is chosen by its path (as str or Path) or by its label
+            self.run.equals = lambda option, proposed: isinstance(proposed, (str, os.PathLike)) and (
+                str(proposed) in (str(option), label_of.get(str(option))))
             self.run.options = [(NOTEBOOK_MODEL, NOTEBOOK_MODEL), *zip(labels, paths)]
             self.run.value = chosen
         finally:

@@ -67,15 +67,10 @@ def _load_runs(runs: Sequence[RunLike]) -> list[Checkpoint | Path]:
         raise ValueError("runs must be a list of checkpoint paths or Checkpoints")
     if not runs:
         raise ValueError("runs is empty: give at least one checkpoint path or Checkpoint")
-    loaded = []
-    for run in runs:
-        if isinstance(run, Checkpoint):
-            loaded.append(run)
-        elif isinstance(run, (str, os.PathLike)):
-            loaded.append(Path(run) if _is_reserved(Path(run)) else load_checkpoint(run))
-        else:
-            raise ValueError(f"a run must be a checkpoint path or a Checkpoint, got {type(run).__name__}")
-    return loaded
+    if bad := [run for run in runs if not isinstance(run, (str, os.PathLike, Checkpoint))]:
+        raise ValueError(f"a run must be a checkpoint path or a Checkpoint, got {type(bad[0]).__name__}")
+    return [run if isinstance(run, Checkpoint) else Path(run) if _is_reserved(Path(run)) else load_checkpoint(run)
+            for run in runs]
 
 
 def _settings(checkpoint: Checkpoint) -> dict[str, Any]:
