@@ -115,10 +115,7 @@ def download(
         return dest
 
     def failure(cause: str) -> DownloadError:
-        return DownloadError(
-            f"could not download {url}: {cause}. "
-            f"You can download it yourself and place it at {dest}"
-        )
+        return DownloadError(f"could not download {url}: {cause}; download it yourself and place it at {dest}")
 
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)

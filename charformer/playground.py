@@ -54,15 +54,13 @@ def _saved_runs(folder: Path) -> list[str | os.PathLike[str]]:
 
 def _checked_runs(runs: Runs) -> tuple[Path | None, list[str | os.PathLike[str]]]:
     """The folder to list again on each Generate (None for a fixed list), and the runs now."""
-    if runs is None:
-        return None, []
     if isinstance(runs, (str, os.PathLike)):
         if Path(runs).suffix == ".pt" or Path(runs).is_file():
             raise ValueError(f"runs must be a list of checkpoint paths or a folder of them, "
                              f"not one checkpoint: runs=[{str(runs)!r}]")
         return Path(runs), _saved_runs(Path(runs))
     paths: list[str | os.PathLike[str]] = []
-    for path in runs:
+    for path in () if runs is None else runs:
         if not isinstance(path, (str, os.PathLike)):
             raise ValueError(f"runs must hold checkpoint paths, got {type(path).__name__}")
         if all(Path(path) != Path(seen) for seen in paths):
@@ -73,14 +71,10 @@ def _checked_runs(runs: Runs) -> tuple[Path | None, list[str | os.PathLike[str]]
 def _run_labels(paths: list[str | os.PathLike[str]]) -> list[str]:
     """Each run's file name, with as many of its folders as tell it from the other runs."""
     parts = [Path(path).parts for path in paths]
-    longest = max(map(len, parts), default=0)
-
-    def label(own: tuple[str, ...]) -> str:  # the paths differ, so at the latest their whole parts do
-        tail = next(own[-n:] for n in range(1, longest + 1)
-                    if sum(other[-n:] == own[-n:] for other in parts) == 1)
-        return str(Path(*tail))
-
-    return [label(own) for own in parts]
+    longest = max(map(len, parts), default=0)  # the paths differ, so at the latest their whole parts do
+    tails = (next(own[-n:] for n in range(1, longest + 1) if [other[-n:] for other in parts].count(own[-n:]) == 1)
+             for own in parts)
+    return [str(Path(*tail)) for tail in tails]
 
 
 def _one_line(error: BaseException) -> str:
@@ -94,10 +88,7 @@ class SamplingPlayground(_Box):
 
     def __init__(self, model: CharTransformer, tokenizer: CharTokenizer, *, runs: Runs = None) -> None:
         if widgets is None:
-            raise ImportError(
-                "cf.SamplingPlayground needs the ipywidgets package, which is not installed: "
-                "pip install ipywidgets"
-            )
+            raise ImportError("cf.SamplingPlayground needs ipywidgets, which is not installed: pip install ipywidgets")
         self.model = unwrap_model(model)
         check_tokenizer_fits(tokenizer, self.model)
         self._runs_folder, run_paths = _checked_runs(runs)
