@@ -1,5 +1,4 @@
-"""A sampling playground: controls for prompt, length, temperature, top-k, seed and run, and the
-text shown as it is sampled, in one ipywidgets box (ipywidgets 7.7 or 8)."""
+"""A sampling playground: prompt, length, temperature, top-k, seed and run, in ipywidgets 7.7 or 8."""
 
 from __future__ import annotations
 

@@ -32,8 +32,7 @@ def cached_path(url: str, cache_dir: str | os.PathLike[str] | None = None) -> Pa
 
 
 def decode_text(raw: bytes, name: str, fix: str | None = None) -> str:
-    """Strict UTF-8, as `open(path, encoding="utf-8-sig")` reads it (no BOM, universal newlines);
-    `fix`, the way out, ends each error."""
+    """Strict UTF-8 as `open(path, encoding="utf-8-sig")` reads it; `fix`, the way out, ends each error."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
