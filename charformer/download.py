@@ -39,17 +39,14 @@ def _is_loopback(host: str | None) -> bool:
 def check_url(url: str, allow_http: bool = False, redirected_from: str | None = None) -> None:
     """https anywhere, http only to this machine (or with `allow_http`): the rule for every hop."""
     parts = urlsplit(url)
-    if parts.scheme == "https":
-        return
-    if parts.scheme == "http":
-        if allow_http or _is_loopback(parts.hostname):
-            return
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"unsupported URL scheme {parts.scheme!r} in {url!r}: use https://")
+    if parts.scheme == "http" and not (allow_http or _is_loopback(parts.hostname)):
         hop = f"the redirect from {redirected_from} to " if redirected_from else ""
         raise InsecureURLError(
             f"refusing plain http:// download of {hop}{url}: the file could be altered in transit. "
             "Use https://, or, if you trust this network, cf.download(..., allow_http=True) it and load that file."
         )
-    raise ValueError(f"unsupported URL scheme {parts.scheme!r} in {url!r}: use https://")
 
 
 class _Retryable(Exception):

@@ -37,8 +37,7 @@ _Box: Any = widgets.VBox if widgets is not None else object
 
 def unknown_characters_message(text: str, tokenizer: CharTokenizer) -> str:
     """'"☃", "é" are not in this run's 65 characters', in the order they appear; "" if none."""
-    known = set(tokenizer.chars)
-    unknown = list(dict.fromkeys(ch for ch in text if ch not in known))
+    unknown = [ch for ch in dict.fromkeys(text) if ch not in tokenizer.chars]
     if not unknown:
         return ""
     names = ", ".join(json.dumps(ch, ensure_ascii=False) for ch in unknown)
