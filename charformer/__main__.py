@@ -20,7 +20,6 @@ import charformer as cf
 from charformer.data import default_prompt
 from charformer.distributed import is_main_process, launched, launched_by_torchrun
 
-COMMANDS = ("train", "sample")
 SEED_HELP = "an integer from 0 to 4294967295 (2**32 - 1), for train and sample alike (default 1337)"
 
 
@@ -155,7 +154,7 @@ def sample_command(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
+    if not argv or argv[0] not in ("train", "sample", "-h", "--help"):
         argv.insert(0, "train")  # `python -m charformer --max-iters 500` still trains
     args = build_parser().parse_args(argv)
     command = train_command if args.command == "train" else sample_command
