@@ -81,10 +81,10 @@ def train_command(args: argparse.Namespace) -> None:
         )
     if args.sample_chars < 0:
         raise ValueError(f"--sample-chars must be >= 0, got {args.sample_chars}")
-    with launched(cf.pick_device(args.device)) as device, open(os.devnull, "w") as devnull:
-        # Ranks other than 0 print nothing (their stderr, for errors, stays).
-        with contextlib.nullcontext() if is_main_process() else contextlib.redirect_stdout(devnull):
-            _train_and_sample(args, config, device, resumed)
+    # Ranks other than 0 print nothing (their stderr, for errors, stays).
+    with launched(cf.pick_device(args.device)) as device, open(os.devnull, "w") as devnull, (
+            contextlib.nullcontext() if is_main_process() else contextlib.redirect_stdout(devnull)):
+        _train_and_sample(args, config, device, resumed)
 
 
 def _train_and_sample(args: argparse.Namespace, config: cf.TrainConfig, device: torch.device,

@@ -87,12 +87,6 @@ def differing_settings(checkpoints: Sequence[Checkpoint]) -> list[str]:
     return [n for n in names if len({repr(s.get(n, "-")) for s in all_settings}) > 1]
 
 
-def _label(checkpoint: Checkpoint, differing: list[str]) -> str:
-    settings = _settings(checkpoint)
-    detail = ", ".join(f"{name}={settings.get(name, '-')}" for name in differing)
-    return f"{checkpoint.path.stem} ({detail})" if detail else checkpoint.path.stem
-
-
 def run_score(checkpoint: Checkpoint) -> float | None:
     """The run's whole-split val: exact, so two runs differ only by their luck (their seeds)."""
     history = checkpoint.history
@@ -138,9 +132,12 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
         history = checkpoint.history
         if history is None or not history.iters:
             raise ValueError(f"{checkpoint.path} has no History to plot (a weights-only checkpoint)")
+        settings = _settings(checkpoint)
+        detail = ", ".join(f"{name}={settings.get(name, '-')}" for name in differing)
+        label = f"{checkpoint.path.stem} ({detail})" if detail else checkpoint.path.stem
         color = f"C{index % 10}"
         within_noise = verdict.endswith("within noise")
-        axes.plot(history.iters, history.val_loss, color=color, label=_label(checkpoint, differing))
+        axes.plot(history.iters, history.val_loss, color=color, label=label)
         if history.best_iter is None:
             continue
         x, y = history.best_iter, history.best_val_loss
