@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
 
 import torch
 
@@ -21,7 +20,6 @@ import charformer as cf
 from charformer.data import default_prompt
 from charformer.distributed import is_main_process, launched, launched_by_torchrun
 
-COMMANDS = ("train", "sample")
 SEED_HELP = "an integer from 0 to 4294967295 (2**32 - 1), for train and sample alike (default 1337)"
 
 
@@ -33,36 +31,38 @@ def seed(text: str) -> int:
     return value
 
 
-def _train_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="a short train-and-sample run (the default command)")
-    parser.add_argument("--max-iters", type=int, default=None,
-                        help="training steps (default 500; with --resume, the run's own)")
-    parser.add_argument("--eval-interval", type=int, default=100)
-    parser.add_argument("--eval-iters", type=int, default=50)
-    parser.add_argument("--device", choices=cf.device.DEVICE_KINDS, default=None)
-    parser.add_argument("--seed", type=seed, default=1337, help=SEED_HELP)
-    parser.add_argument("--sample-chars", type=int, default=500)
-    parser.add_argument("--data-dir", default=None, help="folder holding Tiny Shakespeare's input.txt")
-    parser.add_argument("--text", default=None, metavar="PATH_OR_URL",
-                        help="train on this UTF-8 file or https URL instead of Tiny Shakespeare")
-    parser.add_argument("--save", default=None, help="write a checkpoint here at the end")
-    parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
-                        help="continue the run in this checkpoint exactly, with its settings (and "
-                             "--max-iters if given) on the same text; written back there unless --save")
-
-
-def _sample_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("sample", help="print text sampled from a saved run")
-    parser.add_argument("checkpoint", help="a .pt file written by charformer (e.g. runs/cpu-001.pt)")
-    parser.add_argument("--prompt", default=None,
+def build_parser() -> argparse.ArgumentParser:
+    """Both commands' arguments: `train` (the default) and `sample`."""
+    parser = argparse.ArgumentParser(prog="python -m charformer", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    train = subparsers.add_parser("train", help="a short train-and-sample run (the default command)")
+    train.add_argument("--max-iters", type=int, default=None,
+                       help="training steps (default 500; with --resume, the run's own)")
+    train.add_argument("--eval-interval", type=int, default=100)
+    train.add_argument("--eval-iters", type=int, default=50)
+    train.add_argument("--device", choices=cf.device.DEVICE_KINDS, default=None)
+    train.add_argument("--seed", type=seed, default=1337, help=SEED_HELP)
+    train.add_argument("--sample-chars", type=int, default=500)
+    train.add_argument("--data-dir", default=None, help="folder holding Tiny Shakespeare's input.txt")
+    train.add_argument("--text", default=None, metavar="PATH_OR_URL",
+                       help="train on this UTF-8 file or https URL instead of Tiny Shakespeare")
+    train.add_argument("--save", default=None, help="write a checkpoint here at the end")
+    train.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                       help="continue the run in this checkpoint exactly, with its settings (and "
+                            "--max-iters if given) on the same text; written back there unless --save")
+    sample = subparsers.add_parser("sample", help="print text sampled from a saved run")
+    sample.add_argument("checkpoint", help="a .pt file written by charformer (e.g. runs/cpu-001.pt)")
+    sample.add_argument("--prompt", default=None,
                         help="text to start from (default: a newline, or the vocabulary's first "
                              "character if it has no newline)")
-    parser.add_argument("--chars", type=int, default=500, help="new characters to sample (default 500)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
-    parser.add_argument("--top-k", type=int, default=None,
+    sample.add_argument("--chars", type=int, default=500, help="new characters to sample (default 500)")
+    sample.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
+    sample.add_argument("--top-k", type=int, default=None,
                         help="sample among the k likeliest (0 or unset: off, as in the playground)")
-    parser.add_argument("--seed", type=seed, default=1337, help=SEED_HELP)
-    parser.add_argument("--device", choices=cf.device.DEVICE_KINDS, default="cpu")
+    sample.add_argument("--seed", type=seed, default=1337, help=SEED_HELP)
+    sample.add_argument("--device", choices=cf.device.DEVICE_KINDS, default="cpu")
+    return parser
 
 
 def train_command(args: argparse.Namespace) -> None:
@@ -81,18 +81,10 @@ def train_command(args: argparse.Namespace) -> None:
         )
     if args.sample_chars < 0:
         raise ValueError(f"--sample-chars must be >= 0, got {args.sample_chars}")
-    with launched(cf.pick_device(args.device)) as device, _quiet_unless_main():
+    # Ranks other than 0 print nothing (their stderr, for errors, stays).
+    with launched(cf.pick_device(args.device)) as device, open(os.devnull, "w") as devnull, (
+            contextlib.nullcontext() if is_main_process() else contextlib.redirect_stdout(devnull)):
         _train_and_sample(args, config, device, resumed)
-
-
-@contextlib.contextmanager
-def _quiet_unless_main() -> Iterator[None]:
-    """Ranks other than 0 print nothing (their stderr, for errors, stays)."""
-    if is_main_process():
-        yield
-        return
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        yield
 
 
 def _train_and_sample(args: argparse.Namespace, config: cf.TrainConfig, device: torch.device,
@@ -134,7 +126,6 @@ def resume_hint(args: argparse.Namespace) -> str:
                      *([f"--max-iters {args.max_iters}"] if args.max_iters is not None else [])])
 
 
-
 def sample_command(args: argparse.Namespace) -> None:
     """Only the text goes to stdout: the prompt, then the sampled characters."""
     if args.chars < 0:
@@ -143,7 +134,6 @@ def sample_command(args: argparse.Namespace) -> None:
         raise ValueError("--prompt must hold at least one character")
     if args.top_k is not None and args.top_k < 0:
         raise ValueError(f"--top-k must be >= 0 (0: off), got {args.top_k}")
-    top_k = args.top_k or None  # 0 means off
     checkpoint = cf.load_checkpoint(args.checkpoint, device=cf.pick_device(args.device))
     tokenizer, model = checkpoint.tokenizer, checkpoint.model
     if args.prompt is None:
@@ -155,7 +145,7 @@ def sample_command(args: argparse.Namespace) -> None:
     device = next(model.parameters()).device
     idx = torch.tensor([prompt], dtype=torch.long, device=device)
     generator = torch.Generator().manual_seed(args.seed)
-    out = model.generate(idx, args.chars, temperature=args.temperature, top_k=top_k,
+    out = model.generate(idx, args.chars, temperature=args.temperature, top_k=args.top_k or None,  # 0: off
                          generator=generator)
     new_text = tokenizer.decode(out[0, len(prompt):].tolist())
     sys.stdout.write(args.prompt + new_text + "\n")
@@ -164,14 +154,9 @@ def sample_command(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
+    if not argv or argv[0] not in ("train", "sample", "-h", "--help"):
         argv.insert(0, "train")  # `python -m charformer --max-iters 500` still trains
-    parser = argparse.ArgumentParser(prog="python -m charformer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    _train_parser(subparsers)
-    _sample_parser(subparsers)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     command = train_command if args.command == "train" else sample_command
     rank = f"rank {os.environ['RANK']}: " if launched_by_torchrun() else ""
     try:

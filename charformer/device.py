@@ -18,12 +18,8 @@ DEVICE_VARIABLE = "CHARFORMER_DEVICE"
 
 def choose_device(has_cuda: bool, has_tpu: bool, has_mps: bool, prefer: str | None = None,
                   has_xla: bool = False) -> str:
-    """The device kind to use, given what is available: CUDA, then a TPU (via torch_xla), MPS, CPU.
-
-    `prefer` forces a kind ("tpu" means "xla" where `has_tpu`); "xla" needs only torch_xla
-    (`has_xla`), so its CPU backend can be tested. An unknown kind, or one not available here,
-    raises DeviceError naming those that are.
-    """
+    """CUDA, then a TPU (via torch_xla), MPS, CPU; or `prefer`, which must be available ("xla" needs
+    only torch_xla, so its CPU backend can be tested). DeviceError names the kinds that are."""
     available = {"cuda": has_cuda, "tpu": has_tpu, "xla": has_xla or has_tpu, "mps": has_mps, "cpu": True}
     if prefer is not None and not available.get(prefer, False):
         what = "is not available here" if prefer in available else "is not a device kind"
@@ -38,14 +34,11 @@ def _torch_xla_installed() -> bool:
 
 
 def _tpu_present() -> bool:
-    """True only when torch_xla is installed and its runtime reports a TPU."""
-    if not _torch_xla_installed():
-        return False
     try:
         import torch_xla.runtime as xr
 
         return str(xr.device_type()).upper() == "TPU"
-    except Exception:  # a broken or mismatched torch_xla install is "no TPU", not a crash
+    except Exception:  # torch_xla not installed, or broken or mismatched: "no TPU", not a crash
         return False
 
 
@@ -57,23 +50,16 @@ def xla_sync() -> None:
 
 
 def mark_step(device: torch.device | str) -> None:
-    """End a hand-written training step: on an XLA device, run its lazy graph now (compiled once,
-    then reused), rather than growing one graph over every step of the loop; elsewhere nothing."""
+    """End a hand-written step: on XLA, run its lazy graph now rather than grow one over the loop."""
     if torch.device(device).type == "xla":
         xla_sync()
 
 
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend is not None and backend.is_available())
-
-
 def pick_device(prefer: str | None = None) -> torch.device:
-    """The best available torch.device, or the one `prefer` (else $CHARFORMER_DEVICE) names;
-    DeviceError, naming those available, where that one is not."""
+    """The best available torch.device, or the kind `prefer` (else $CHARFORMER_DEVICE) names."""
     named = prefer or os.environ.get(DEVICE_VARIABLE) or None
     try:
-        kind = choose_device(torch.cuda.is_available(), _tpu_present(), _mps_available(), named,
+        kind = choose_device(torch.cuda.is_available(), _tpu_present(), torch.backends.mps.is_available(), named,
                              has_xla=_torch_xla_installed())
     except DeviceError as error:
         if prefer:
@@ -95,28 +81,23 @@ def choose_precision(device_type: str, bf16_supported: bool) -> str:
 
 def compile_supported(device_type: str, system: str, cuda_capability: tuple[int, int] | None) -> bool:
     """Whether torch.compile is worth offering: not on MPS or Windows, not on GPUs below sm_70."""
-    if system == "Windows" or device_type == "mps":
-        return False
     if device_type == "cuda":
-        return cuda_capability is not None and cuda_capability >= (7, 0)
-    return device_type in ("cpu", "xla")
+        return system != "Windows" and cuda_capability is not None and cuda_capability >= (7, 0)
+    return system != "Windows" and device_type in ("cpu", "xla")
 
 
 def choose_compile(requested: bool | None, device_type: str, system: str,
                    cuda_capability: tuple[int, int] | None) -> bool:
-    """Whether to torch.compile: None means on for supported CUDA GPUs only; True is honoured
-    wherever compile is supported; False never compiles."""
-    if requested is False:
-        return False
-    supported = compile_supported(device_type, system, cuda_capability)
-    if requested is None:
-        return supported and device_type == "cuda"
-    return supported
+    """Whether to torch.compile: None means on supported CUDA GPUs only, True wherever supported."""
+    wanted = device_type == "cuda" if requested is None else requested
+    return wanted and compile_supported(device_type, system, cuda_capability)
 
 
 def describe_device(device: torch.device) -> str:
     """One line for the notebook: which device, why it was chosen, threads, torch version."""
     kind = device.type
+    why = "Apple GPU through MPS (no CUDA GPU found; sampling draws on the CPU)" if kind == "mps" else (
+        "no CUDA GPU, TPU or MPS found")
     if kind == "cuda":
         # Native bf16 only: a T4 (Colab's free GPU) emulates it, slowly, so it gets fp16.
         precision = choose_precision(kind, torch.cuda.is_bf16_supported(including_emulation=False))
@@ -125,10 +106,6 @@ def describe_device(device: torch.device) -> str:
         import torch_xla.runtime as xr
 
         why = f"torch_xla on its {xr.device_type()} backend"
-    elif kind == "mps":
-        why = "Apple GPU through MPS (no CUDA GPU found; sampling draws on the CPU)"
-    else:
-        why = "no CUDA GPU, TPU or MPS found"
     return (
         f"device: {device} ({why}); torch {torch.__version__}, "
         f"{torch.get_num_threads()} CPU threads of {os.cpu_count()} cores, {platform.system()}"

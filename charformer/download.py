@@ -30,10 +30,8 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
 
 
 def _is_loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host or "").is_loopback
+        return host == "localhost" or ipaddress.ip_address(host or "").is_loopback
     except ValueError:
         return False
 
@@ -41,17 +39,14 @@ def _is_loopback(host: str | None) -> bool:
 def check_url(url: str, allow_http: bool = False, redirected_from: str | None = None) -> None:
     """https anywhere, http only to this machine (or with `allow_http`): the rule for every hop."""
     parts = urlsplit(url)
-    if parts.scheme == "https":
-        return
-    if parts.scheme == "http":
-        if allow_http or _is_loopback(parts.hostname):
-            return
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"unsupported URL scheme {parts.scheme!r} in {url!r}: use https://")
+    if parts.scheme == "http" and not (allow_http or _is_loopback(parts.hostname)):
         hop = f"the redirect from {redirected_from} to " if redirected_from else ""
         raise InsecureURLError(
             f"refusing plain http:// download of {hop}{url}: the file could be altered in transit. "
             "Use https://, or, if you trust this network, cf.download(..., allow_http=True) it and load that file."
         )
-    raise ValueError(f"unsupported URL scheme {parts.scheme!r} in {url!r}: use https://")
 
 
 class _Retryable(Exception):
@@ -59,8 +54,7 @@ class _Retryable(Exception):
 
 
 def _fetch_once(url: str, part: Path, timeout: float, session: requests.Session, allow_http: bool) -> str:
-    """Stream `url` into `part`, following redirects one checked hop at a time; return the hex
-    SHA-256 of what was written. Only a 200 answer with a body is the file."""
+    """Stream `url` into `part`, each redirect checked before it is followed; the SHA-256 written."""
     digest = hashlib.sha256()
     current = url
     try:
@@ -118,10 +112,7 @@ def download(
         return dest
 
     def failure(cause: str) -> DownloadError:
-        return DownloadError(
-            f"could not download {url}: {cause}. "
-            f"You can download it yourself and place it at {dest}"
-        )
+        return DownloadError(f"could not download {url}: {cause}; download it yourself and place it at {dest}")
 
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,4 @@
-"""A sampling playground: controls for prompt, length, temperature, top-k, seed and run, and the
-text shown as it is sampled, in one ipywidgets box (ipywidgets 7.7 or 8)."""
+"""A sampling playground: prompt, length, temperature, top-k, seed and run, in ipywidgets 7.7 or 8."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ import html
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Union
 
@@ -38,8 +37,7 @@ _Box: Any = widgets.VBox if widgets is not None else object
 
 def unknown_characters_message(text: str, tokenizer: CharTokenizer) -> str:
     """'"☃", "é" are not in this run's 65 characters', in the order they appear; "" if none."""
-    known = set(tokenizer.chars)
-    unknown = list(dict.fromkeys(ch for ch in text if ch not in known))
+    unknown = [ch for ch in dict.fromkeys(text) if ch not in tokenizer.chars]
     if not unknown:
         return ""
     names = ", ".join(json.dumps(ch, ensure_ascii=False) for ch in unknown)
@@ -54,15 +52,13 @@ def _saved_runs(folder: Path) -> list[str | os.PathLike[str]]:
 
 def _checked_runs(runs: Runs) -> tuple[Path | None, list[str | os.PathLike[str]]]:
     """The folder to list again on each Generate (None for a fixed list), and the runs now."""
-    if runs is None:
-        return None, []
     if isinstance(runs, (str, os.PathLike)):
         if Path(runs).suffix == ".pt" or Path(runs).is_file():
             raise ValueError(f"runs must be a list of checkpoint paths or a folder of them, "
                              f"not one checkpoint: runs=[{str(runs)!r}]")
         return Path(runs), _saved_runs(Path(runs))
     paths: list[str | os.PathLike[str]] = []
-    for path in runs:
+    for path in () if runs is None else runs:
         if not isinstance(path, (str, os.PathLike)):
             raise ValueError(f"runs must hold checkpoint paths, got {type(path).__name__}")
         if all(Path(path) != Path(seen) for seen in paths):
@@ -73,52 +69,27 @@ def _checked_runs(runs: Runs) -> tuple[Path | None, list[str | os.PathLike[str]]
 def _run_labels(paths: list[str | os.PathLike[str]]) -> list[str]:
     """Each run's file name, with as many of its folders as tell it from the other runs."""
     parts = [Path(path).parts for path in paths]
-    longest = max(map(len, parts), default=0)
-
-    def label(own: tuple[str, ...]) -> str:  # the paths differ, so at the latest their whole parts do
-        tail = next(own[-n:] for n in range(1, longest + 1)
-                    if sum(other[-n:] == own[-n:] for other in parts) == 1)
-        return str(Path(*tail))
-
-    return [label(own) for own in parts]
-
-
-def _same_run(labels: dict[str, str]) -> Callable[[Any, Any], bool]:
-    """The run dropdown's equality: a run is chosen by its path (as str or Path) or its label."""
-
-    def same(option: Any, proposed: Any) -> bool:
-        if option == proposed:
-            return True
-        if not isinstance(proposed, (str, os.PathLike)):
-            return False
-        return str(proposed) in (str(option), labels.get(str(option)))
-
-    return same
+    longest = max(map(len, parts), default=0)  # the paths differ, so at the latest their whole parts do
+    tails = (next(own[-n:] for n in range(1, longest + 1) if [other[-n:] for other in parts].count(own[-n:]) == 1)
+             for own in parts)
+    return [str(Path(*tail)) for tail in tails]
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 class SamplingPlayground(_Box):
-    """Sample from the notebook's model, or any saved run, with sliders, and watch the text appear.
-
-    Generate streams while the kernel stays free, so Stop works mid-way; `generate()` returns the
-    text `model.generate` gives for the same controls. A folder as `runs` is listed again on each
-    Generate (ipywidgets says nothing when a dropdown opens: jupyter-widgets/ipywidgets#3177).
-    """
+    """Sample from the notebook's model, or a saved run, and watch the text appear; Stop works mid-way.
+    A folder as `runs` is listed again on each Generate (ipywidgets says nothing when a dropdown
+    opens: jupyter-widgets/ipywidgets#3177); `generate()` gives what `model.generate` gives."""
 
     def __init__(self, model: CharTransformer, tokenizer: CharTokenizer, *, runs: Runs = None) -> None:
         if widgets is None:
-            raise ImportError(
-                "cf.SamplingPlayground needs the ipywidgets package, which is not installed: "
-                "pip install ipywidgets"
-            )
-        module = unwrap_model(model)
-        check_tokenizer_fits(tokenizer, module)
+            raise ImportError("cf.SamplingPlayground needs ipywidgets, which is not installed: pip install ipywidgets")
+        self.model = unwrap_model(model)
+        check_tokenizer_fits(tokenizer, self.model)
         self._runs_folder, run_paths = _checked_runs(runs)
-        self.model = module
         self.tokenizer = tokenizer
         self._loaded: dict[str, tuple[CharTransformer, CharTokenizer]] = {}
         self._text = ""
@@ -203,17 +174,15 @@ class SamplingPlayground(_Box):
             await asyncio.sleep(0)  # the kernel handles Stop, other widgets and cells here
 
     def _written(self, prompt: str, chars: list[str], tokens: Iterator[int]) -> Iterator[None]:
-        """Write the prompt and each token's character into the view (redrawn at most
-        REDRAWS_PER_SECOND), yielding after each character."""
+        """Write the prompt, then each token's character, into the view; yield after each character."""
         self._running = True
         self._show_error("")
         self.stop_button.disabled = False
         written = [prompt]
         last_redraw = -float("inf")
         try:
-            while not self._stop_requested:
-                token = next(tokens, None)
-                if token is None:
+            for token in tokens:
+                if self._stop_requested:
                     break
                 written.append(chars[token])
                 now = time.monotonic()
@@ -233,8 +202,7 @@ class SamplingPlayground(_Box):
             self.stop_button.disabled = True
 
     def _request(self) -> tuple[str, list[str], Iterator[int]] | None:
-        """The prompt, vocabulary and token stream the controls ask for, read once when a generation
-        starts; None with the reason shown in `error`."""
+        """The prompt, vocabulary and token stream the controls ask for; None, saying why in `error`."""
         if self.generating:
             self._show_error(BUSY)
             return None
@@ -252,10 +220,9 @@ class SamplingPlayground(_Box):
         if message:
             self._show_error(message)
             return None
-        top_k = int(self.top_k.value)
         idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=next(model.parameters()).device)
         tokens = model.stream(idx, int(self.chars.value), temperature=float(self.temperature.value),
-                              top_k=top_k if top_k > 0 else None, generator=torch.Generator().manual_seed(seed))
+                              top_k=int(self.top_k.value) or None, generator=torch.Generator().manual_seed(seed))
         return prompt, tokenizer.chars, tokens
 
     def _chosen_run(self) -> tuple[CharTransformer, CharTokenizer] | None:
@@ -265,9 +232,8 @@ class SamplingPlayground(_Box):
             return self.model, self.tokenizer
         key = str(path)
         if key not in self._loaded:
-            device = next(self.model.parameters()).device
             try:
-                checkpoint = load_checkpoint(path, device=device)
+                checkpoint = load_checkpoint(path, device=next(self.model.parameters()).device)
             except (CharformerError, OSError, RuntimeError, ValueError) as error:
                 self._show_error(f"could not load run {self.run.label}: {_one_line(error)}")
                 return None
@@ -282,9 +248,11 @@ class SamplingPlayground(_Box):
         if [Path(path) for path in paths] == [Path(path) for _label, path in self.run.options[1:]]:
             return
         labels = _run_labels(paths)
+        label_of = {str(path): label for path, label in zip(paths, labels)}
         self._listing = True  # new options pass the value through the first option: not a choice
-        try:
-            self.run.equals = _same_run({str(path): label for path, label in zip(paths, labels)})
+        try:  # the dropdown's equality: a run is chosen by its path (as str or Path) or by its label
+            self.run.equals = lambda option, proposed: isinstance(proposed, (str, os.PathLike)) and (
+                str(proposed) in (str(option), label_of.get(str(option))))
             self.run.options = [(NOTEBOOK_MODEL, NOTEBOOK_MODEL), *zip(labels, paths)]
             self.run.value = chosen
         finally:

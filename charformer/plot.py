@@ -60,8 +60,7 @@ def _running_in_a_kernel() -> bool:
         from IPython import get_ipython
     except ImportError:
         return False
-    shell = get_ipython()
-    return shell is not None and hasattr(shell, "kernel")
+    return hasattr(get_ipython(), "kernel")  # a kernel's shell, not a terminal's (None outside IPython)
 
 
 class LivePlot:

@@ -23,22 +23,13 @@ RunLike = Union[str, "os.PathLike[str]", Checkpoint]
 
 
 def new_run_path(folder: str | os.PathLike[str] = "runs", label: str = "run") -> Path:
-    """`folder/<label>-NNN.pt`, NNN one above every numbered run there, reserved on disk.
-
-    A path once handed out is never handed out again, in this process or another: the file is
-    created empty (O_CREAT | O_EXCL, atomic on local file systems) as a placeholder that the run's
-    checkpoint later replaces; a name another caller took first moves the number on.
-    `runs_table` lists a placeholder as a run with no checkpoint yet.
-    """
+    """`folder/<label>-NNN.pt`, NNN one above every numbered run there, reserved on disk: created
+    empty and exclusively (O_EXCL), it is never handed out twice, in this process or another."""
     folder = Path(folder)
     label = re.sub(r"[^A-Za-z0-9_.]+", "-", str(label)).strip("-") or "run"
     folder.mkdir(parents=True, exist_ok=True)
-    numbers = [
-        int(match.group(1))
-        for path in folder.glob("*.pt")
-        if (match := re.search(r"-(\d+)\.pt$", path.name))
-    ]
-    number = max(numbers, default=0) + 1
+    matches = (re.search(r"-(\d+)\.pt$", path.name) for path in folder.glob("*.pt"))
+    number = max((int(match.group(1)) for match in matches if match), default=0) + 1
     while True:
         path = folder / f"{label}-{number:03d}.pt"
         try:
@@ -52,9 +43,8 @@ def new_run(
     settings: dict[str, Any], vocab_size: int, train_data: torch.Tensor, *,
     device: torch.device, folder: str | os.PathLike[str] = "runs", label: str = "run",
 ) -> tuple[CharTransformer, TrainConfig, Path]:
-    """Everything a new run starts from: a fresh model seeded by `settings["seed"]`, its
-    TrainConfig (with the thread count measured here unless one was set), and a checkpoint path
-    reserved by new_run_path: never handed out again, in this process or another. Prints both configs, so a run always says what it trains."""
+    """A fresh model seeded by `settings["seed"]`, its TrainConfig (threads measured unless set) and
+    a path from new_run_path; prints both configs, so a run always says what it trains."""
     model_config, train_config = configs_from_settings(settings, vocab_size)
     train_config = choose_num_threads(model_config, train_config, train_data, device)
     print(repr(train_config))
@@ -77,15 +67,10 @@ def _load_runs(runs: Sequence[RunLike]) -> list[Checkpoint | Path]:
         raise ValueError("runs must be a list of checkpoint paths or Checkpoints")
     if not runs:
         raise ValueError("runs is empty: give at least one checkpoint path or Checkpoint")
-    loaded = []
-    for run in runs:
-        if isinstance(run, Checkpoint):
-            loaded.append(run)
-        elif isinstance(run, (str, os.PathLike)):
-            loaded.append(Path(run) if _is_reserved(Path(run)) else load_checkpoint(run))
-        else:
-            raise ValueError(f"a run must be a checkpoint path or a Checkpoint, got {type(run).__name__}")
-    return loaded
+    if bad := [run for run in runs if not isinstance(run, (str, os.PathLike, Checkpoint))]:
+        raise ValueError(f"a run must be a checkpoint path or a Checkpoint, got {type(bad[0]).__name__}")
+    return [run if isinstance(run, Checkpoint) else Path(run) if _is_reserved(Path(run)) else load_checkpoint(run)
+            for run in runs]
 
 
 def _settings(checkpoint: Checkpoint) -> dict[str, Any]:
@@ -102,25 +87,16 @@ def differing_settings(checkpoints: Sequence[Checkpoint]) -> list[str]:
     return [n for n in names if len({repr(s.get(n, "-")) for s in all_settings}) > 1]
 
 
-def _label(checkpoint: Checkpoint, differing: list[str]) -> str:
-    settings = _settings(checkpoint)
-    detail = ", ".join(f"{name}={settings.get(name, '-')}" for name in differing)
-    return f"{checkpoint.path.stem} ({detail})" if detail else checkpoint.path.stem
-
-
 def run_score(checkpoint: Checkpoint) -> float | None:
-    """The run's whole-split val: exact for its final weights, so the only noise in comparing
-    two runs is the run's own luck (its seed: initial weights and batches)."""
+    """The run's whole-split val: exact, so two runs differ only by their luck (their seeds)."""
     history = checkpoint.history
     return None if history is None or not history.iters else history.final_val_loss
 
 
 def noise_verdicts(vals: Sequence[float | None], seed_sd: float | None = None) -> list[str]:
-    """For each run, how its whole val stands against the best (lowest) run's: "best", or the gap
-    in seed standard deviations (seed_sd: the s.d. of the whole val over seeds of one setting).
-    From their seeds alone two one-seed runs differ with s.d. sqrt(2) * seed_sd, so a gap under
-    twice that, 2.8 seed s.d., is "within noise"; without seed_sd the gap is left unjudged.
-    Empty for a run without a whole val, or for one run."""
+    """Each run's whole val against the best: "best", or the gap in seed s.d. (`seed_sd`, over seeds
+    of one setting). Two one-seed runs differ by sqrt(2) * seed_sd from their seeds alone, so a gap
+    under twice that (2.8 seed s.d.) is "within noise". Empty without a whole val, or for one run."""
     scored = [val for val in vals if val is not None]
     if len(scored) < 2:
         return [""] * len(vals)
@@ -141,29 +117,27 @@ def noise_verdicts(vals: Sequence[float | None], seed_sd: float | None = None) -
 
 def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by run",
                  seed_sd: float | None = None) -> Figure:
-    """One figure, one val curve per run (labelled with the settings that differ), each best
-    evaluation marked with a bar of plus or minus its standard error over the evaluation's
-    windows; the best run (lowest whole val) and each run within noise of it (`noise_verdicts`
-    with `seed_sd`) are labelled under the legend, a line from each label to its marker, and the
-    latter's markers are hollow. Runs reserved by new_run_path that have no checkpoint yet are
-    left out."""
+    """One val curve per run, labelled with the settings that differ, its best evaluation marked with
+    its standard error; the best run and those within noise of it (hollow) are named under the
+    legend. Paths new_run_path reserved that hold no checkpoint yet are left out."""
     checkpoints = [c for c in _load_runs(runs) if isinstance(c, Checkpoint)]
     if not checkpoints:
         raise ValueError("none of these runs has written a checkpoint yet: nothing to plot")
     differing = differing_settings(checkpoints)
-    for checkpoint in checkpoints:
-        if checkpoint.history is None or not checkpoint.history.iters:
-            raise ValueError(f"{checkpoint.path} has no History to plot (a weights-only checkpoint)")
     verdicts = noise_verdicts([run_score(c) for c in checkpoints], seed_sd)
     figure = Figure(figsize=(7, 4), dpi=80)
     axes = figure.add_subplot()
     notes = 0  # stacked under the legend, each with a line to its marker: apart, and inside the axes
     for index, (checkpoint, verdict) in enumerate(zip(checkpoints, verdicts)):
         history = checkpoint.history
-        assert history is not None
+        if history is None or not history.iters:
+            raise ValueError(f"{checkpoint.path} has no History to plot (a weights-only checkpoint)")
+        settings = _settings(checkpoint)
+        detail = ", ".join(f"{name}={settings.get(name, '-')}" for name in differing)
+        label = f"{checkpoint.path.stem} ({detail})" if detail else checkpoint.path.stem
         color = f"C{index % 10}"
         within_noise = verdict.endswith("within noise")
-        axes.plot(history.iters, history.val_loss, color=color, label=_label(checkpoint, differing))
+        axes.plot(history.iters, history.val_loss, color=color, label=label)
         if history.best_iter is None:
             continue
         x, y = history.best_iter, history.best_val_loss
@@ -187,11 +161,8 @@ def compare_runs(runs: Sequence[RunLike], *, title: str = "Validation loss by ru
 
 
 def runs_table(runs: Sequence[RunLike], *, seed_sd: float | None = None) -> str:
-    """One line per run: its file, the settings that differ between the runs, steps, seconds of
-    training, the best val estimate (and its step), the whole-split val at the end ("-" when it
-    was not measured, as for an interrupted run) and, for several runs, how each stands against
-    the best one (`noise_verdicts`: a gap under 2.8 seed s.d. is "within noise"). A path
-    new_run_path reserved whose run has not written its checkpoint yet is listed as such."""
+    """One line per run: its file, the settings that differ, steps, seconds, the best val estimate,
+    the whole-split val ("-" when not measured) and, for several runs, its `noise_verdicts`."""
     loaded = _load_runs(runs)
     checkpoints = [c for c in loaded if isinstance(c, Checkpoint)]
     differing = differing_settings(checkpoints)

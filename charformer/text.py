@@ -6,26 +6,24 @@ import errno
 import hashlib
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .data import load_tiny_shakespeare
 from .download import check_url, download
-from .errors import DownloadError
+from .errors import CharformerError, DownloadError
+
 
 def default_cache_dir() -> Path:
-    """$XDG_CACHE_HOME/charformer/texts, else ~/.cache/charformer/texts (a relative $XDG_CACHE_HOME
-    is ignored, as the XDG Base Directory spec says): where downloaded texts are kept."""
+    """$XDG_CACHE_HOME/charformer/texts (if absolute, as the XDG spec says), else ~/.cache/charformer/texts."""
     base = os.environ.get("XDG_CACHE_HOME", "")
     root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
     return root / "charformer" / "texts"
 
 
 def cached_path(url: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The cache file for `url`: its last path segment, prefixed by a hash of the whole URL so that
-    two URLs ending in the same name never share a file."""
+    """The cache file for `url`: its last segment after a hash of the whole URL (no two URLs share one)."""
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
     safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")[:80] or "text"
@@ -34,8 +32,7 @@ def cached_path(url: str, cache_dir: str | os.PathLike[str] | None = None) -> Pa
 
 
 def decode_text(raw: bytes, name: str, fix: str | None = None) -> str:
-    """Strict UTF-8, as `open(path, encoding="utf-8-sig")` reads it (no BOM, universal newlines);
-    `fix`, the way out, ends each error."""
+    """Strict UTF-8 as `open(path, encoding="utf-8-sig")` reads it; `fix`, the way out, ends each error."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -43,8 +40,7 @@ def decode_text(raw: bytes, name: str, fix: str | None = None) -> str:
             f"{name} is not UTF-8 text: the byte at offset {error.start} (0-based) is "
             f"0x{raw[error.start]:02x} ({error.reason}); {fix or 'save it as UTF-8 and try again'}"
         ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     if "\r" in text:  # a scan, not a copy, when there is nothing to replace (the common case)
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text:
@@ -54,17 +50,16 @@ def decode_text(raw: bytes, name: str, fix: str | None = None) -> str:
 
 def _download_text(url: str, path: Path) -> str:
     """Fetch `url` into the cache file `path`, keeping it only if it decodes (an error otherwise)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=path.parent).close()
-    except OSError as error:
-        raise DownloadError(
-            f"cannot use the cache folder {path.parent} for {url} ({error}): pass cache_dir= a "
-            "folder you can write to, or download the file yourself and pass its path"
-        ) from error
     texts: list[str] = []
-    download(url, path, check=lambda part: texts.append(
-        decode_text(part.read_bytes(), "the answer (HTTP 200)", "nothing was cached")))
+    try:
+        download(url, path, check=lambda part: texts.append(
+            decode_text(part.read_bytes(), "the answer (HTTP 200)", "nothing was cached")))
+    except DownloadError as error:
+        cause = error.__cause__  # an OSError of its own: the folder could not be written in
+        if not isinstance(cause, OSError) or isinstance(cause, CharformerError):
+            raise
+        raise DownloadError(f"cannot use the cache folder {path.parent} for {url} ({cause}): pass cache_dir= a "
+                            "folder you can write to, or download the file yourself and pass its path") from cause
     return texts[0]
 
 
