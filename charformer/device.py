@@ -42,17 +42,12 @@ def _tpu_present() -> bool:
         return False
 
 
-def xla_sync() -> None:
-    """Cut torch_xla's lazy graph here and run it (only called on an XLA device)."""
-    import torch_xla
-
-    torch_xla.sync()
-
-
 def mark_step(device: torch.device | str) -> None:
-    """End a hand-written step: on XLA, run its lazy graph now rather than grow one over the loop."""
+    """End a step: on XLA, run its lazy graph now (compiled once) rather than grow one over the loop."""
     if torch.device(device).type == "xla":
-        xla_sync()
+        import torch_xla
+
+        torch_xla.sync()
 
 
 def pick_device(prefer: str | None = None) -> torch.device:

@@ -13,11 +13,12 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
-from .device import choose_compile, choose_precision, xla_sync
+from .device import choose_compile, choose_precision, mark_step
 from .distributed import is_main_process
 
 # What torch.compile builds the training step with (a name or a backend callable).
 COMPILE_BACKEND: Any = "inductor"
+
 
 def learning_rate_at(iteration: int, config: TrainConfig) -> float:
     """Linear warmup, then (if lr_decay_iters is set) cosine decay to min_lr, then min_lr."""
@@ -114,8 +115,7 @@ class TrainStep:
             self.scaler.update()
         else:
             self.optimizer.step()
-        if self.device.type == "xla":
-            xla_sync()  # cut the lazy graph here: one compiled graph per step shape
+        mark_step(self.device)  # XLA: one compiled graph per step
 
     def _loss_and_gradients(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with self.autocast:
