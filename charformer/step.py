@@ -50,10 +50,13 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
 
 @contextlib.contextmanager
 def tf32_matmuls(device: torch.device) -> Iterator[None]:
-    """TF32 tensor-core matmuls on CUDA for the call (float32 accuracy is not needed), then restore."""
+    """TF32 tensor-core matmuls on CUDA for the call (float32 accuracy is not needed), then restore.
+    Off CUDA nothing is read or set (torch 2.9 warns on reading the precision)."""
+    if device.type != "cuda":
+        yield
+        return
     previous = torch.get_float32_matmul_precision()
-    if device.type == "cuda":
-        torch.set_float32_matmul_precision("high")
+    torch.set_float32_matmul_precision("high")
     try:
         yield
     finally:
