@@ -9,8 +9,7 @@ from .checks import as_int
 from .config import ModelConfig, TrainConfig
 from .tables import aligned
 
-# Every setting a preset can supply: the fields of both configs, less the vocabulary (the data
-# decides it).
+# Every setting a preset can supply: both configs' fields, less the vocabulary (the data decides it).
 MODEL_SETTINGS = tuple(f.name for f in fields(ModelConfig) if f.name != "vocab_size")
 TRAIN_SETTINGS = tuple(f.name for f in fields(TrainConfig))
 SETTING_NAMES = TRAIN_SETTINGS + MODEL_SETTINGS
@@ -88,15 +87,13 @@ def setting_sources(preset: str, **explicit: Any) -> dict[str, str]:
     by one of `resolve_settings`' rules)."""
     settings = resolve_settings(preset, **explicit)
     given = {name: value for name, value in explicit.items() if value is not None}
-    preset_values = PRESETS[preset]
-    sources = {}
-    for name in SETTING_NAMES:
-        if name in given:
-            as_given = given[name] if not (name == "lr_decay_iters" and given[name] == 0) else None
-            sources[name] = "you" if settings[name] == as_given else "derived"
-        else:
-            sources[name] = "preset" if settings[name] == preset_values[name] else "derived"
-    return sources
+    if given.get("lr_decay_iters") == 0:
+        given["lr_decay_iters"] = None  # the constant rate 0 asks for
+    return {
+        name: "derived" if settings[name] != given.get(name, PRESETS[preset][name])
+        else "you" if name in given else "preset"
+        for name in SETTING_NAMES
+    }
 
 
 def _shown(value: Any) -> str:
