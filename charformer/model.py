@@ -56,10 +56,9 @@ class CausalSelfAttention(nn.Module):
         self, x: torch.Tensor, need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
-        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        q, k, v = (  # 3 x (B, T, C) -> 3 x (B, nh, T, hs)
+            t.view(B, T, self.n_head, self.head_size).transpose(1, 2) for t in self.qkv(x).split(C, dim=2)
+        )
         weights = None
         if self.fused and not need_weights:
             y = F.scaled_dot_product_attention(
@@ -205,17 +204,15 @@ class CharTransformer(nn.Module):
         self, idx: torch.Tensor, max_new_tokens: int, temperature: float, top_k: int | None
     ) -> tuple[torch.Tensor, int, float, int | None]:
         """The checked arguments of generate and stream, top_k clamped to the vocabulary."""
-        max_new_tokens = as_int("max_new_tokens", max_new_tokens, 0)  # ints, numpy ints; not bools
-        temperature = as_real("temperature", temperature)  # Python or numpy numbers
+        vocab_size = self.config.vocab_size
+        max_new_tokens = as_int("max_new_tokens", max_new_tokens, 0)
+        temperature = as_real("temperature", temperature)
         if temperature < 0:
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-        if top_k is not None:
-            top_k = as_int("top_k", top_k, 1)  # None (off) or an int >= 1
+        top_k = None if top_k is None else min(as_int("top_k", top_k, 1), vocab_size)  # None: off
         idx = self._check_idx(idx, cropped=True)
-        vocab_size = self.config.vocab_size
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
             raise ValueError(f"idx holds token ids outside the vocabulary (0..{vocab_size - 1})")
-        top_k = None if top_k is None else min(top_k, vocab_size)
         return idx, max_new_tokens, temperature, top_k
 
     def generate(
@@ -294,8 +291,8 @@ class CharTransformer(nn.Module):
         self, idx: torch.Tensor, max_new_tokens: int, temperature: float,
         top_k: int | None, generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """XLA: every step runs the same (B, block_size) window, so the graph compiles once; while it
-        fills, the causal mask hides the padding on the right, and a device index picks the position."""
+        """XLA: every step runs one (B, block_size) window, so the graph compiles once (the causal
+        mask hides the padding on the right while it fills)."""
         block_size = self.config.block_size
         B, T0 = idx.shape
         device = idx.device
@@ -316,7 +313,7 @@ class CharTransformer(nn.Module):
             if device.type == "xla":  # (tests run this path on the CPU too)
                 import torch_xla
 
-                torch_xla.sync()  # materialise the window, else each step's graph holds all before
+                torch_xla.sync()  # else each step's graph holds every step before it
         generated = torch.stack(new_tokens, dim=1) if new_tokens else idx.new_zeros((B, 0)).cpu()
         return torch.cat([idx.cpu(), generated], dim=1).to(device)
 
