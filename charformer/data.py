@@ -40,9 +40,6 @@ def load_tiny_shakespeare(
     return path.read_text(encoding="utf-8")
 
 
-_NUMPY_DTYPES = {torch.uint8: np.uint8, torch.int16: np.int16, torch.int32: np.int32}
-
-
 class CharTokenizer:
     """Maps each character of a fixed vocabulary to an id (its index) and back."""
 
@@ -92,7 +89,7 @@ class CharTokenizer:
         if not isinstance(text, str):
             raise ValueError(f"encode_array takes a str, got {type(text).__name__}")
         table = self._id_by_code_point
-        ids = np.empty(len(text), dtype=_NUMPY_DTYPES[self.token_dtype])
+        ids = torch.empty(len(text), dtype=self.token_dtype)
         for start in range(0, len(text), ENCODE_CHUNK_CHARS):
             chunk = text[start:start + ENCODE_CHUNK_CHARS]
             # surrogatepass: a lone surrogate (legal in a str) is a code point like any other.
@@ -102,8 +99,8 @@ class CharTokenizer:
             chunk_ids = table[points]
             if int(chunk_ids.min()) < 0:
                 raise self._unknown_characters(text)
-            ids[start:start + len(chunk)] = chunk_ids
-        return torch.from_numpy(ids)
+            ids[start:start + len(chunk)] = torch.from_numpy(chunk_ids)
+        return ids
 
     def _unknown_characters(self, text: str) -> ValueError:
         unknown = sorted(set(text) - set(self.chars))
