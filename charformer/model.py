@@ -42,16 +42,6 @@ class CausalSelfAttention(nn.Module):
         mask = torch.tril(torch.ones(config.block_size, config.block_size, dtype=torch.bool))
         self.register_buffer("causal_mask", mask, persistent=False)
 
-    def explicit_attention(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """softmax(Q K^T / sqrt(d)) V with the causal mask, as the notebook derives it."""
-        T = q.size(-2)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_size)  # (B, nh, T, T)
-        scores = scores.masked_fill(~self.causal_mask[:T, :T], float("-inf"))
-        weights = F.softmax(scores, dim=-1)  # (B, nh, T, T)
-        return self.attn_dropout(weights) @ v, weights  # (B, nh, T, hs)
-
     def forward(
         self, x: torch.Tensor, need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -64,8 +54,11 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(
                 q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
             )  # (B, nh, T, hs)
-        else:
-            y, weights = self.explicit_attention(q, k, v)
+        else:  # softmax(Q K^T / sqrt(d)) V under the causal mask, as the notebook derives it
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_size)  # (B, nh, T, T)
+            scores = scores.masked_fill(~self.causal_mask[:T, :T], float("-inf"))
+            weights = F.softmax(scores, dim=-1)  # (B, nh, T, T)
+            y = self.attn_dropout(weights) @ v  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.proj(y)), weights
 
@@ -246,9 +239,8 @@ class CharTransformer(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
     ) -> Iterator[int]:
-        """Each new token id of one sequence (`idx` (1, T)) as soon as it is sampled: the tokens
-        `generate` returns (both step with `_sample_at`). Eval and inference mode hold only while a
-        token is sampled, so between tokens the caller's modes are in force."""
+        """Each new token id of one sequence (`idx` (1, T)) as soon as it is sampled, as `generate`
+        samples it; eval and inference mode hold only while a token is sampled."""
         idx, max_new_tokens, temperature, top_k = self._sampling_arguments(
             idx, max_new_tokens, temperature, top_k
         )
