@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .checks import as_int, as_real
@@ -29,14 +30,18 @@ def _check_numbers(config: Any, ints: dict[str, int], reals: dict[str, float]) -
         object.__setattr__(config, name, raw if type(raw) in (int, float) else value)
 
 
-class _ConfigDict:
+class DictFields:
+    """A dataclass's fields (less `_not_saved`) as a plain dict, and back with unknown names refused."""
+
+    _not_saved: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        names = [f.name for f in fields(self) if f.name not in self._not_saved]  # type: ignore[arg-type]
+        return {name: copy.copy(getattr(self, name)) for name in names}  # lists copied, not shared
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]):  # type: ignore[no-untyped-def]
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        known = {f.name for f in fields(cls)} - set(cls._not_saved)  # type: ignore[arg-type]
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
@@ -44,7 +49,7 @@ class _ConfigDict:
 
 
 @dataclass(frozen=True)
-class ModelConfig(_ConfigDict):
+class ModelConfig(DictFields):
     """The shape of a CharTransformer. Defaults are the lecture's small model."""
 
     vocab_size: int = 65
@@ -76,7 +81,7 @@ class ModelConfig(_ConfigDict):
 
 
 @dataclass(frozen=True)
-class TrainConfig(_ConfigDict):
+class TrainConfig(DictFields):
     """How to train. The first five fields are the seed recipe; the rest are chosen by measurement."""
 
     batch_size: int = 16
