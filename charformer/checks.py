@@ -1,5 +1,4 @@
-"""Argument checks shared by every public function: numbers (numpy scalars too, never bools) and
-token ids (any integer dtype; floating point refused, since a fractional id would be truncated)."""
+"""Argument checks shared by the public functions: numbers (numpy's too, never bools), token ids."""
 
 from __future__ import annotations
 

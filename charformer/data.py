@@ -26,28 +26,18 @@ ENCODE_CHUNK_CHARS = 1 << 22
 _REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 
 
-def default_data_dir() -> Path:
-    """$CHARFORMER_DATA, else the repository's data/ (a source checkout), else ~/.cache/charformer."""
-    from_env = os.environ.get("CHARFORMER_DATA")
-    if from_env:
-        return Path(from_env).expanduser()
-    if _REPO_DATA.is_dir():
-        return _REPO_DATA
-    return Path.home() / ".cache" / "charformer"
-
-
 def load_tiny_shakespeare(
     data_dir: str | os.PathLike[str] | None = None, *, url: str = TINY_SHAKESPEARE_URL
 ) -> str:
-    """The Tiny Shakespeare text: the verified copy in the data folder, downloaded there if needed."""
-    folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    path = folder / TINY_SHAKESPEARE_FILE
+    """The Tiny Shakespeare text: the verified copy in the data folder, downloaded there if needed.
+    The folder by default: $CHARFORMER_DATA, else the repository's data/, else ~/.cache/charformer."""
+    if data_dir is None:
+        default = _REPO_DATA if _REPO_DATA.is_dir() else Path.home() / ".cache" / "charformer"
+        data_dir = os.environ.get("CHARFORMER_DATA") or default
+    path = Path(data_dir).expanduser() / TINY_SHAKESPEARE_FILE
     if not (path.is_file() and sha256_of(path) == TINY_SHAKESPEARE_SHA256):
         download(url, path, sha256=TINY_SHAKESPEARE_SHA256)
     return path.read_text(encoding="utf-8")
-
-
-_NUMPY_DTYPES = {torch.uint8: np.uint8, torch.int16: np.int16, torch.int32: np.int32}
 
 
 class CharTokenizer:
@@ -63,8 +53,10 @@ class CharTokenizer:
         if len(set(chars)) != len(chars):
             raise ValueError("the vocabulary has repeated characters")
         self.chars: list[str] = chars
-        self._stoi = {ch: i for i, ch in enumerate(self.chars)}
-        self._table: np.ndarray | None = None
+        # _id_by_code_point[ord(ch)] is ch's id, -1 for a character outside the vocabulary.
+        points = np.array([ord(ch) for ch in chars], dtype=np.int64)
+        self._id_by_code_point = np.full(int(points.max()) + 1, -1, dtype=np.int32)
+        self._id_by_code_point[points] = np.arange(len(points), dtype=np.int32)
 
     @classmethod
     def from_text(cls, text: str) -> CharTokenizer:
@@ -89,18 +81,15 @@ class CharTokenizer:
     def encode(self, text: str) -> list[int]:
         if not isinstance(text, str):
             raise ValueError(f"encode takes a str, got {type(text).__name__}")
-        try:
-            return [self._stoi[ch] for ch in text]
-        except KeyError:
-            raise self._unknown_characters(text) from None
+        return self.encode_array(text).tolist()
 
     def encode_array(self, text: str) -> torch.Tensor:
         """`encode(text)` as a 1-D tensor of `token_dtype` (1 byte a character where a list of ints
         needs 16), vectorised: UTF-32 code points through a lookup table, a chunk at a time."""
         if not isinstance(text, str):
             raise ValueError(f"encode_array takes a str, got {type(text).__name__}")
-        table = self._id_by_code_point()
-        ids = np.empty(len(text), dtype=_NUMPY_DTYPES[self.token_dtype])
+        table = self._id_by_code_point
+        ids = torch.empty(len(text), dtype=self.token_dtype)
         for start in range(0, len(text), ENCODE_CHUNK_CHARS):
             chunk = text[start:start + ENCODE_CHUNK_CHARS]
             # surrogatepass: a lone surrogate (legal in a str) is a code point like any other.
@@ -110,20 +99,11 @@ class CharTokenizer:
             chunk_ids = table[points]
             if int(chunk_ids.min()) < 0:
                 raise self._unknown_characters(text)
-            ids[start:start + len(chunk)] = chunk_ids
-        return torch.from_numpy(ids)
-
-    def _id_by_code_point(self) -> np.ndarray:
-        """table[ord(ch)] is ch's id, -1 for a character outside the vocabulary (built once)."""
-        if self._table is None:
-            points = np.array([ord(ch) for ch in self.chars], dtype=np.int64)
-            table = np.full(int(points.max()) + 1, -1, dtype=np.int32)
-            table[points] = np.arange(len(points), dtype=np.int32)
-            self._table = table
-        return self._table
+            ids[start:start + len(chunk)] = torch.from_numpy(chunk_ids)
+        return ids
 
     def _unknown_characters(self, text: str) -> ValueError:
-        unknown = sorted(set(text) - self._stoi.keys())
+        unknown = sorted(set(text) - set(self.chars))
         listed = ", ".join(repr(ch) for ch in unknown)
         return ValueError(f"{len(unknown)} character(s) not in the vocabulary: {listed}")
 

@@ -16,10 +16,8 @@ from .cores import threads_now, using_threads
 from .data import gather_windows, too_short_message
 from .modes import inference_context, switched_mode
 
-# Windows per forward pass when evaluating. Measured on a 2-core CPU (4x64 model, context 40):
-# chunks of 64 windows evaluated 1024 windows in 0.70 s, chunks of 512 in 1.10 s; bigger chunks
-# spill the activations out of the caches. Accelerators want few, large launches instead
-# (unmeasured here: no GPU was at hand when this was written).
+# Windows per forward pass when evaluating: on a 2-core CPU 64 beat 512 (bigger chunks spill out of
+# the caches); on an H200 512 took 1.69x less time than 64 (benchmarks/RESULTS.md).
 EVAL_CHUNK_WINDOWS = 64
 ACCELERATOR_CHUNK_WINDOWS = 512
 
@@ -72,59 +70,51 @@ class Evaluator:
         seed: int,
         chunk_windows: int | None = None,
     ) -> None:
-        train_tokens = as_token_tensor("train_tokens", train_tokens)  # any integer dtype
-        val_tokens = as_token_tensor("val_tokens", val_tokens)
-        block_size = as_int("block_size", block_size, 1)
+        self.train_tokens = as_token_tensor("train_tokens", train_tokens)  # any integer dtype
+        self.val_tokens = as_token_tensor("val_tokens", val_tokens)
+        self.block_size = as_int("block_size", block_size, 1)
         eval_iters = as_int("eval_iters", eval_iters, 1)
         batch_size = as_int("batch_size", batch_size, 1)
         seed = as_int("seed", seed, 0)
-        self.train_tokens, self.val_tokens = train_tokens, val_tokens
-        self.block_size = block_size
-        self.chunk_windows = chunk_windows or eval_chunk_windows(val_tokens.device.type)
+        self.chunk_windows = chunk_windows or eval_chunk_windows(self.val_tokens.device.type)
         generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
         # The val estimate is the number that matters; train's only draws its curve: a quarter.
         train_count, val_count = max(1, eval_iters // 4) * batch_size, eval_iters * batch_size
-        self.train_starts = draw_eval_starts(len(train_tokens), train_count, block_size, generator)
-        self.val_starts = draw_eval_starts(len(val_tokens), val_count, block_size, generator)
+        self.train_starts = draw_eval_starts(len(self.train_tokens), train_count, self.block_size, generator)
+        self.val_starts = draw_eval_starts(len(self.val_tokens), val_count, self.block_size, generator)
 
     def __call__(
         self, model: nn.Module, autocast: contextlib.AbstractContextManager | None = None
     ) -> Estimate:
-        train_loss, _ = windows_loss(
-            model, self.train_tokens, self.train_starts, self.block_size, autocast, self.chunk_windows
-        )
-        val_loss, val_stderr = windows_loss(
-            model, self.val_tokens, self.val_starts, self.block_size, autocast, self.chunk_windows
-        )
+        train_loss, _ = self._windows_loss(model, self.train_tokens, self.train_starts, autocast)
+        val_loss, val_stderr = self._windows_loss(model, self.val_tokens, self.val_starts, autocast)
         return Estimate(float(train_loss), float(val_loss), float(val_stderr))
 
+    def _windows_loss(
+        self, model: nn.Module, data: torch.Tensor, starts: torch.Tensor,
+        autocast: contextlib.AbstractContextManager | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean loss over the windows at `starts` and its standard error, as 0-d tensors (no sync)."""
+        with evaluation_mode(model):
+            chunks = _token_losses(model, data, starts, self.block_size, self.chunk_windows, autocast)
+            losses = torch.cat([chunk.mean(dim=1) for chunk in chunks])  # (N,)
+            stderr = losses.std() / math.sqrt(losses.numel()) if losses.numel() > 1 else losses.new_zeros(())
+            return losses.mean(), stderr
 
-def _token_losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    logits, _ = model(x)  # (B, T, V)
-    losses = F.cross_entropy(
-        logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none"
-    )
-    return losses.view_as(y)  # (B, T)
 
-
-def windows_loss(
-    model: nn.Module,
-    data: torch.Tensor,
-    starts: torch.Tensor,
-    block_size: int,
+def _token_losses(
+    model: nn.Module, data: torch.Tensor, starts: torch.Tensor, block_size: int, chunk_windows: int,
     autocast: contextlib.AbstractContextManager | None = None,
-    chunk_windows: int = EVAL_CHUNK_WINDOWS,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean loss over the windows at `starts` and its standard error, as 0-d tensors (no sync)."""
-    per_window = []
-    with evaluation_mode(model):
-        for chunk in starts.split(chunk_windows):
-            x, y = gather_windows(data, chunk, block_size)  # (b, T), (b, T)
-            with autocast if autocast is not None else contextlib.nullcontext():
-                per_window.append(_token_losses(model, x, y).mean(dim=1))  # (b,)
-        losses = torch.cat(per_window)  # (N,)
-        stderr = losses.std() / math.sqrt(losses.numel()) if losses.numel() > 1 else losses.new_zeros(())
-        return losses.mean(), stderr
+) -> Iterator[torch.Tensor]:
+    """Per-target losses (b, T) of the windows at `starts`, `chunk_windows` windows at a time."""
+    for chunk in starts.split(chunk_windows):
+        x, y = gather_windows(data, chunk, block_size)  # (b, T), (b, T)
+        with autocast if autocast is not None else contextlib.nullcontext():
+            logits, _ = model(x)  # (b, T, V)
+            losses = F.cross_entropy(
+                logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none"
+            )
+        yield losses.view_as(y)  # (b, T)
 
 
 def whole_split_loss(
@@ -147,12 +137,11 @@ def whole_split_loss(
     covered = len(starts) * block_size
     total = torch.zeros((), dtype=torch.float64, device=device)
     with evaluation_mode(model):
-        for chunk in starts.split(eval_chunk_windows(device.type)):
-            x, y = gather_windows(data, chunk, block_size)
-            total += _token_losses(model, x, y).sum(dtype=torch.float64)
+        for losses in _token_losses(model, data, starts, block_size, eval_chunk_windows(device.type)):
+            total += losses.sum(dtype=torch.float64)
         remainder = n_targets - covered
-        if remainder:
-            tail_start = torch.tensor([n_targets - block_size])
-            x, y = gather_windows(data, tail_start, block_size)
-            total += _token_losses(model, x, y)[:, -remainder:].sum(dtype=torch.float64)
+        if remainder:  # one more window, ending at the last target: only its last `remainder` count
+            tail = torch.tensor([n_targets - block_size])
+            (losses,) = _token_losses(model, data, tail, block_size, 1)
+            total += losses[:, -remainder:].sum(dtype=torch.float64)
     return float(total) / n_targets

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
+
+from .config import DictFields
 
 
 @dataclass
-class History:
+class History(DictFields):
     """Losses at each evaluation, cumulative seconds, the best evaluation, where training stopped.
     `run_state` (in memory only) lets `train(..., history=h)` continue exactly."""
 
@@ -29,23 +31,13 @@ class History:
     # True when `patience` evaluations in a row brought no new best and the run stopped there.
     stopped_early: bool = False
     run_state: Any = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            f.name: (list(v) if isinstance(v := getattr(self, f.name), list) else v)
-            for f in fields(self)
-            if f.name != "run_state"
-        }
+    _not_saved = ("run_state",)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> History:
         """A History of measurements only: no run state, so continuing from it starts a fresh
         optimizer (use `train(..., resume_from=checkpoint)` to continue exactly)."""
-        known = {f.name for f in fields(cls)} - {"run_state"}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown History fields: {', '.join(unknown)}")
-        history = cls(**values)
+        history = super().from_dict(values)
         lengths = {len(history.iters), len(history.train_loss), len(history.val_loss)}
         if len(lengths) != 1:
             raise ValueError("History lists iters, train_loss and val_loss differ in length")

@@ -43,31 +43,23 @@ class CausalSelfAttention(nn.Module):
         mask = torch.tril(torch.ones(config.block_size, config.block_size, dtype=torch.bool))
         self.register_buffer("causal_mask", mask, persistent=False)
 
-    def explicit_attention(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """softmax(Q K^T / sqrt(d)) V with the causal mask, as the notebook derives it."""
-        T = q.size(-2)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_size)  # (B, nh, T, T)
-        scores = scores.masked_fill(~self.causal_mask[:T, :T], float("-inf"))
-        weights = F.softmax(scores, dim=-1)  # (B, nh, T, T)
-        return self.attn_dropout(weights) @ v, weights  # (B, nh, T, hs)
-
     def forward(
         self, x: torch.Tensor, need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
-        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        q, k, v = (  # 3 x (B, T, C) -> 3 x (B, nh, T, hs)
+            t.view(B, T, self.n_head, self.head_size).transpose(1, 2) for t in self.qkv(x).split(C, dim=2)
+        )
         weights = None
         if self.fused and not need_weights:
             y = F.scaled_dot_product_attention(
                 q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
             )  # (B, nh, T, hs)
-        else:
-            y, weights = self.explicit_attention(q, k, v)
+        else:  # softmax(Q K^T / sqrt(d)) V under the causal mask, as the notebook derives it
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_size)  # (B, nh, T, T)
+            scores = scores.masked_fill(~self.causal_mask[:T, :T], float("-inf"))
+            weights = F.softmax(scores, dim=-1)  # (B, nh, T, T)
+            y = self.attn_dropout(weights) @ v  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.proj(y)), weights
 
@@ -206,17 +198,15 @@ class CharTransformer(nn.Module):
         self, idx: torch.Tensor, max_new_tokens: int, temperature: float, top_k: int | None
     ) -> tuple[torch.Tensor, int, float, int | None]:
         """The checked arguments of generate and stream, top_k clamped to the vocabulary."""
-        max_new_tokens = as_int("max_new_tokens", max_new_tokens, 0)  # ints, numpy ints; not bools
-        temperature = as_real("temperature", temperature)  # Python or numpy numbers
+        vocab_size = self.config.vocab_size
+        max_new_tokens = as_int("max_new_tokens", max_new_tokens, 0)
+        temperature = as_real("temperature", temperature)
         if temperature < 0:
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-        if top_k is not None:
-            top_k = as_int("top_k", top_k, 1)  # None (off) or an int >= 1
+        top_k = None if top_k is None else min(as_int("top_k", top_k, 1), vocab_size)  # None: off
         idx = self._check_idx(idx, cropped=True)
-        vocab_size = self.config.vocab_size
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
             raise ValueError(f"idx holds token ids outside the vocabulary (0..{vocab_size - 1})")
-        top_k = None if top_k is None else min(top_k, vocab_size)
         return idx, max_new_tokens, temperature, top_k
 
     def generate(
@@ -250,9 +240,8 @@ class CharTransformer(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
     ) -> Iterator[int]:
-        """Each new token id of one sequence (`idx` (1, T)) as soon as it is sampled: the tokens
-        `generate` returns (both step with `_sample_at`). Eval and inference mode (and the thread
-        count) hold only while a token is sampled, so between tokens the caller's are in force."""
+        """Each new token id of one sequence (`idx` (1, T)) as soon as it is sampled, as `generate`
+        samples it; eval and inference mode (and the thread count) hold only while a token is sampled."""
         idx, max_new_tokens, temperature, top_k = self._sampling_arguments(
             idx, max_new_tokens, temperature, top_k
         )
@@ -295,8 +284,8 @@ class CharTransformer(nn.Module):
         self, idx: torch.Tensor, max_new_tokens: int, temperature: float,
         top_k: int | None, generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """XLA: every step runs the same (B, block_size) window, so the graph compiles once; while it
-        fills, the causal mask hides the padding on the right, and a device index picks the position."""
+        """XLA: every step runs one (B, block_size) window, so the graph compiles once (the causal
+        mask hides the padding on the right while it fills)."""
         block_size = self.config.block_size
         B, T0 = idx.shape
         device = idx.device
@@ -317,7 +306,7 @@ class CharTransformer(nn.Module):
             if device.type == "xla":  # (tests run this path on the CPU too)
                 import torch_xla
 
-                torch_xla.sync()  # materialise the window, else each step's graph holds all before
+                torch_xla.sync()  # else each step's graph holds every step before it
         generated = torch.stack(new_tokens, dim=1) if new_tokens else idx.new_zeros((B, 0)).cpu()
         return torch.cat([idx.cpu(), generated], dim=1).to(device)
 

@@ -9,22 +9,17 @@ from .checks import as_int
 from .config import ModelConfig, TrainConfig
 from .tables import aligned
 
-# Every setting a preset can supply: the fields of both configs, less the vocabulary (the data
-# decides it).
+# Every setting a preset can supply: both configs' fields, less the vocabulary (the data decides it).
 MODEL_SETTINGS = tuple(f.name for f in fields(ModelConfig) if f.name != "vocab_size")
 TRAIN_SETTINGS = tuple(f.name for f in fields(TrainConfig))
 SETTING_NAMES = TRAIN_SETTINGS + MODEL_SETTINGS
 
-# The notebook's default: the seed recipe (batch 16, learning rate 1e-3, 5000 steps, an
-# evaluation every 100) with a model sized for a laptop CPU.
-_CPU: dict[str, Any] = dict(
-    batch_size=16, learning_rate=1e-3, max_iters=5000, eval_interval=100, eval_iters=80,
-    weight_decay=0.01, beta1=0.9, beta2=0.99, grad_clip=0.0, warmup_iters=100,
-    lr_decay_iters=5000, min_lr=1e-4, seed=1337, num_threads=None, compile=None,
-    keep_best=True, patience=None,
-    block_size=32, n_embd=64, n_head=4, n_layer=4, dropout=0.0, attention="fused",
-    positional="learned", activation="relu",
-)
+# The notebook's default: the configs' defaults (the seed recipe: batch 16, learning rate 1e-3, 5000
+# steps, an evaluation every 100; a model sized for a laptop CPU), warmed up and decaying over the run.
+_CPU: dict[str, Any] = {
+    **TrainConfig(warmup_iters=100, lr_decay_iters=5000).to_dict(),
+    **{name: getattr(ModelConfig(), name) for name in MODEL_SETTINGS},
+}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": _CPU,
@@ -88,15 +83,13 @@ def setting_sources(preset: str, **explicit: Any) -> dict[str, str]:
     by one of `resolve_settings`' rules)."""
     settings = resolve_settings(preset, **explicit)
     given = {name: value for name, value in explicit.items() if value is not None}
-    preset_values = PRESETS[preset]
-    sources = {}
-    for name in SETTING_NAMES:
-        if name in given:
-            as_given = given[name] if not (name == "lr_decay_iters" and given[name] == 0) else None
-            sources[name] = "you" if settings[name] == as_given else "derived"
-        else:
-            sources[name] = "preset" if settings[name] == preset_values[name] else "derived"
-    return sources
+    if given.get("lr_decay_iters") == 0:
+        given["lr_decay_iters"] = None  # the constant rate 0 asks for
+    return {
+        name: "derived" if settings[name] != given.get(name, PRESETS[preset][name])
+        else "you" if name in given else "preset"
+        for name in SETTING_NAMES
+    }
 
 
 def _shown(value: Any) -> str:

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 
 def aligned(rows: Sequence[Sequence[str]]) -> str:
-    """The rows as lines, each column left-aligned to its widest cell among the longest rows (a
-    shorter row, a note spanning the rest, does not widen the columns it runs across)."""
+    """The rows as lines, columns left-aligned to the longest rows' widest cells (a shorter row is a note)."""
     longest = max(len(row) for row in rows)
     full = [row for row in rows if len(row) == longest]
     widths = [max(len(row[i]) for row in full) for i in range(longest)]
