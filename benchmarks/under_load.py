@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import statistics
@@ -96,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     train, _, tokenizer = load()
     default = None  # automatic, unless 1 thread measured faster before the load (as new_run does)
     if args.start_threads is None and not args.quick:
-        default = cf.choose_num_threads(notebook_default_config(tokenizer.vocab_size), notebook_default_train(steps),
+        automatic = dataclasses.replace(notebook_default_train(steps), num_threads=None)  # the notebook's own
+        default = cf.choose_num_threads(notebook_default_config(tokenizer.vocab_size), automatic,
                                         train, torch.device("cpu")).num_threads
     start = args.start_threads or torch.get_num_threads()
     late = "default, load came later"  # made before the busy processes start, as when they come mid-run

@@ -75,7 +75,7 @@ class ThreadChoice:
         off_cpu = device is not None and torch.device(device).type != "cpu"
         self.fixed = num_threads or (torch.get_num_threads() if off_cpu else 1 if self.counts == [1] else None)
         self.threads = self.fixed or min(self.counts[-1], free_cores())
-        if self.threads < self.counts[-1]:
+        if self.fixed is None and self.threads < self.counts[-1]:
             print(f"threads: other processes are running: training with {self.threads} of "
                   f"{self.counts[-1]} cores, more when they free up")
         self.trying: tuple[int, float] | None = None  # the count and seconds a trial started from

@@ -92,6 +92,7 @@ def test_a_run_started_beside_busy_processes_starts_at_the_free_cores(two_busy_p
     choice = ThreadChoice()
     assert choice.threads <= max(1, machine_cores() - 2) < choice.counts[-1] == machine_cores()
     assert "other processes are running: training with" in capsys.readouterr().out
+    assert ThreadChoice(1).threads == 1 and capsys.readouterr().out == ""  # set, not chosen: nothing said
     with choice:
         assert torch.get_num_threads() == choice.threads
     assert torch.get_num_threads() == machine_cores()
