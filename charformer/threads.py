@@ -94,7 +94,7 @@ class ThreadChoice:
         self.steps, now = self.steps + 1, time.perf_counter()
         self.samples, self.clock = self.samples + [now - self.clock], now
         due = len(self.samples) >= (self.TRIAL if self.trying or not self.windows else self.WINDOW)
-        if self.fixed is None and (due or len(self.samples) >= 2 and sum(self.samples) > self.SECONDS):
+        if self.fixed is None and (due or sum(self.samples) > self.SECONDS):
             waiting = (seconds_waiting() - self.waited) / sum(self.samples)
             free = free_cores() if self.threads < self.counts[-1] else self.threads
             self._use(self.record(statistics.median(self.samples), waiting, free))
