@@ -181,8 +181,9 @@ class SamplingPlayground(_Box):
         written = [prompt]
         last_redraw = -float("inf")
         try:
-            for token in tokens:
-                if self._stop_requested:
+            while not self._stop_requested:  # before each character, so no token is sampled after Stop
+                token = next(tokens, None)
+                if token is None:
                     break
                 written.append(chars[token])
                 now = time.monotonic()
