@@ -1,4 +1,4 @@
-"""train(): the notebook's hand-written loop (section 10; tests/test_hand_loop.py keeps the two
+"""train(): the notebook's hand-written loop (section 7; tests/test_hand_loop.py keeps the two
 bitwise equal), its books kept by `run.Run`, its processes by `distributed.Ranks`."""
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ def _order(source: str) -> list[str]:
 
 
 def test_the_notebooks_loop_and_trains_loop_side_by_side() -> None:
-    """The notebook's loop (section 10) is this file's, line for line; and train()'s loop, with
+    """The notebook's loop (section 7) is this file's, line for line; and train()'s loop, with
     TrainStep's call written in place of `step(...)`, runs the same operations in the same order
     (the learning rate and the batch, which do not depend on each other, before the forward)."""
     notebook = json.loads((REPO / "notebooks" / "tiny_shakespeare_transformer.ipynb").read_text())
